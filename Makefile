@@ -1,0 +1,27 @@
+# Two commands do all the set-up: `make test` and `make book`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.selmatch-installed
+
+.PHONY: test book clean-book help
+
+help:
+	@echo "make test   - create .venv if needed, install selmatch, run the tests"
+	@echo "make book   - create .venv if needed, build the HTML book into _build/html"
+
+# Reinstall only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[book,test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -n -W --keep-going
+
+clean-book:
+	rm -rf _build

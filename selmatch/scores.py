@@ -1,0 +1,119 @@
+"""Published difficulty scores, aligned with a loaded dataset and normalised so higher = harder.
+
+* ``cscore``: consistency scores (Jiang et al., 2021), ``cscores_<DS>.npz`` with ``labels`` and
+  ``scores``; a high C-score means a typical, easy image, so hardness = 1 - C-score.
+* ``forgetting``: forgetting counts (Toneva et al., 2019), ``forgetting_<DS>.npy``; already higher = harder.
+* a path: an ``.npy`` array or an ``.npz`` with ``scores`` (and optionally ``labels``), taken as
+  hardness (higher = harder), e.g. the output of ``selmatch scores``.
+
+Files are looked for in ``SELMATCH_DATA/scores``, then ``<cache root>/scores``; C-scores for CIFAR
+are downloaded from the authors' release when missing and downloads are allowed.
+Every file is checked against the dataset: its length must equal the published training set's and
+its labels, where stored, must equal the dataset's labels. A mismatch is an error, never a silent
+misalignment.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import download as dl
+from .data import ImageDataset, cache_root, offline, resolve_data_dir
+from .formats import _READ_ERRORS, DataFormatError
+
+SCORE_KINDS = ("cscore", "forgetting")
+
+
+class ScoreMismatchError(ValueError):
+    """A score file does not belong to the dataset it is used with."""
+
+
+def _candidates(ds: ImageDataset, kind: str, data: Path | None, croot: Path) -> list[Path]:
+    sn = ds.spec.score_name
+    if sn is None:
+        return []
+    names = {"cscore": [f"cscores_{sn}.npz", f"{sn.lower()}-cscores-orig-order.npz"],
+             "forgetting": [f"forgetting_{sn}.npy"]}[kind]
+    folders = ([data / "scores"] if data else []) + [croot / "scores"]
+    return [f / n for f in folders for n in names]
+
+
+def find_score_file(ds: ImageDataset, kind: str, *, data_dir=None, cache=None) -> Path | None:
+    """The first existing score file of ``kind`` for ``ds``, or None."""
+    _check_kind(kind)
+    return next((p for p in _candidates(ds, kind, resolve_data_dir(data_dir), cache_root(cache))
+                 if p.exists()), None)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in SCORE_KINDS:
+        raise ValueError(f"score={kind!r} is unknown; valid: {', '.join(SCORE_KINDS)} or a path to "
+                         ".npy/.npz score file")
+
+
+def read_score_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw ``(scores, labels or None)`` from an ``.npy`` or ``.npz`` file; errors name the file."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as z:
+                if "scores" not in z.files:
+                    raise DataFormatError(f"{path}: no 'scores' array (has {z.files})")
+                return z["scores"].astype(np.float64), (z["labels"].astype(np.int64) if "labels" in z.files else None)
+        return np.load(path).astype(np.float64), None
+    except _READ_ERRORS as e:
+        if isinstance(e, DataFormatError):
+            raise
+        raise DataFormatError(f"{path}: unreadable score file ({type(e).__name__}: {e})") from e
+
+
+def align_scores(ds: ImageDataset, scores: np.ndarray, labels: np.ndarray | None, path: Path) -> np.ndarray:
+    """Pick the entries of a full-training-set score array that belong to ``ds``'s training images."""
+    full = ds.spec.n_train_full or len(ds.y_train)
+    if scores.ndim != 1 or len(scores) != full:
+        raise ScoreMismatchError(f"{path}: {scores.shape} scores, but {ds.name} has {full} training "
+                                 "images in its published order")
+    if not np.isfinite(scores).all():
+        raise ScoreMismatchError(f"{path}: contains NaN or infinite scores")
+    idx = ds.orig_index.numpy()
+    if labels is not None:
+        if labels.shape != scores.shape:
+            raise ScoreMismatchError(f"{path}: {len(labels)} labels but {len(scores)} scores")
+        bad = np.flatnonzero(labels[idx] != ds.y_train.numpy())
+        if len(bad):
+            raise ScoreMismatchError(
+                f"{path}: labels disagree with {ds.name} ({ds.source}) at {len(bad)} of {len(idx)} "
+                f"training images (first at index {bad[0]}: file says {labels[idx][bad[0]]}, "
+                f"dataset says {int(ds.y_train[bad[0]])}); the score file is for another order or dataset")
+    return scores[idx]
+
+
+def load_scores(ds: ImageDataset, score: str | os.PathLike, *, data_dir=None, cache=None,
+                download: bool = True) -> torch.Tensor:
+    """Hardness of every training image of ``ds`` (float64 ``[n_train]``, higher = harder).
+
+    Args:
+        score: ``"cscore"``, ``"forgetting"``, or a path to a hardness file (higher = harder).
+    """
+    if str(score) not in SCORE_KINDS:
+        path = Path(score)
+        if not path.exists():
+            _check_kind(str(score))  # not a kind either: say what is valid
+        raw, labels = read_score_file(path)
+        return torch.from_numpy(align_scores(ds, raw, labels, path))
+    kind = str(score)
+    path = find_score_file(ds, kind, data_dir=data_dir, cache=cache)
+    if path is None and kind == "cscore" and ds.spec.score_name in dl.CSCORE_URLS and download and not offline():
+        path = dl.download_cscores(ds.spec.score_name, cache_root(cache) / "scores")
+    if path is None:
+        where = [str(p) for p in _candidates(ds, kind, resolve_data_dir(data_dir), cache_root(cache))]
+        raise FileNotFoundError(
+            f"no published {kind} scores for dataset {ds.name!r}. Searched: {where or '(none exist for it)'}. "
+            "Compute scores with `selmatch scores` and pass the file instead.")
+    raw, labels = read_score_file(path)
+    aligned = align_scores(ds, raw, labels, path)
+    hardness = 1.0 - aligned if kind == "cscore" else aligned
+    return torch.from_numpy(hardness)

@@ -1,0 +1,49 @@
+"""The project's files agree with each other: pyproject, environment.yml, README, Makefile, CI."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _norm(req: str) -> str:
+    return re.sub(r"\s+", "", req).lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_norm(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        wanted |= {_norm(r) for r in extra}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert {_norm(r) for r in pip} == wanted
+
+
+def test_torch_pins_accept_the_local_build():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name, local in (("torch", (2, 14, 1)), ("torchvision", (0, 29, 1))):
+        spec = next(_norm(d) for d in deps if re.match(rf"{name}\b(?!-)", _norm(d)) and not _norm(d).startswith(name + "v"))
+        for op, ver in re.findall(r"(>=|<=|==|<|>)([\d.]+)", spec):
+            v = tuple(int(p) for p in ver.split("."))
+            ok = {">=": local >= v, "<=": local <= v, "==": local[:len(v)] == v, "<": local < v, ">": local > v}[op]
+            assert ok, f"{name} spec {spec!r} rejects the local {local}"
+
+
+def test_ci_and_makefile_wiring():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci and "make test" in ci and "SELMATCH_DATA" in ci
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test:", make, re.M) and re.search(r"^book:", make, re.M)
+    assert "-n -W --keep-going" in make
+
+
+def test_toc_files_exist():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]
+    for f in files:
+        assert any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f
