@@ -1,40 +1,216 @@
-"""The ``selmatch`` command line. Each subcommand is a thin wrapper over the library."""
+"""The ``selmatch`` command line. Each subcommand is a thin wrapper over the library; outputs are files.
+
+    selmatch data NAME                      JSON summary of a dataset
+    selmatch scores   --dataset D --out F   forgetting / EL2N scores recorded while training a network
+    selmatch select   --dataset D --score S --ipc N --beta B --alpha A --out F.npz
+    selmatch evaluate --dataset D --selection F.npz --out R.json
+    selmatch coverage --dataset D --selection F.npz --out C.json
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
 
 from . import __version__
 from .data import DATASETS, load_dataset
-from .scores import SCORE_KINDS, find_score_file
+from .formats import DataFormatError
+from .profiles import PROFILES, get_profile
+from .scores import SCORE_KINDS, find_score_file, load_scores
+from .select import START_MODES, load_selection, random_subset, save_selection, sliding_window
+from .augment import AUGMENTATIONS
+from .networks import MODELS
 
 
-def cmd_data(args: argparse.Namespace) -> int:
+def _dump(obj: dict, out: str | None) -> None:
+    text = json.dumps(obj, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+    print(text)
+
+
+def _load(args):
+    return load_dataset(args.dataset, root=args.root, cache=args.cache, download=not args.no_download)
+
+
+def _train_cfg(base, args):
+    changes = {k: v for k, v in (("model", args.model), ("epochs", args.epochs), ("width", args.width),
+                                 ("lr", args.lr), ("augmentation", getattr(args, "aug", None))) if v is not None}
+    return base.with_(**changes)
+
+
+def cmd_data(args) -> int:
     ds = load_dataset(args.name, root=args.root, cache=args.cache, download=not args.no_download)
     info = ds.summary()
-    info["scores"] = {}
-    for kind in SCORE_KINDS:
-        path = find_score_file(ds, kind, cache=args.cache)
-        info["scores"][kind] = str(path) if path else None
-    json.dump(info, sys.stdout, indent=2)
-    print()
+    info["scores"] = {k: (str(p) if (p := find_score_file(ds, k, cache=args.cache)) else None) for k in SCORE_KINDS}
+    _dump(info, None)
+    return 0
+
+
+def cmd_scores(args) -> int:
+    from .difficulty import record_difficulty
+
+    ds = _load(args)
+    cfg = _train_cfg(get_profile(args.profile).scores, args)
+    t0 = time.perf_counter()
+    rec = record_difficulty(ds.normalize(ds.x_train), ds.y_train, cfg, args.seed, x_test=ds.normalize(ds.x_test),
+                            y_test=ds.y_test, el2n_epoch=min(args.el2n_epoch, cfg.epochs), num_classes=ds.num_classes)
+    params = {"dataset": ds.name, "source": ds.source, "profile": args.profile, "seed": args.seed,
+              "train": cfg.__dict__, "el2n_epoch": rec.el2n_epoch, "seconds": time.perf_counter() - t0,
+              "version": __version__}
+    np.savez(args.out, scores=rec.forgetting_train.numpy(), labels=ds.y_train.numpy(),
+             forgetting_test=rec.forgetting_test.numpy(), el2n=rec.el2n_train.numpy(),
+             train_history=rec.train_history.numpy(), test_history=rec.test_history.numpy(),
+             params=np.array(json.dumps(params)))
+    _dump({"out": args.out, **params}, None)
+    return 0
+
+
+def cmd_select(args) -> int:
+    ds = _load(args)
+    if args.random:
+        sel = random_subset(ds.y_train, args.ipc, args.seed, ds.num_classes)
+    else:
+        hardness = load_scores(ds, args.score, cache=args.cache, download=not args.no_download)
+        sel = sliding_window(hardness, ds.y_train, args.ipc, args.beta, args.alpha, args.start, ds.num_classes)
+    extra = {"dataset": ds.name, "score": None if args.random else str(args.score), "version": __version__}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_selection(sel, args.out, **extra)
+    summary = {"out": args.out, **sel.params, **extra, "n_select": len(sel.select_idx),
+               "n_distill": len(sel.distill_idx)}
+    if sel.scores is not None:
+        summary["mean_hardness_window"] = sel.scores[sel.indices].mean().item()
+        summary["mean_hardness_all"] = sel.scores.mean().item()
+    _dump(summary, None)
+    return 0
+
+
+def _synthetic(path: str | None):
+    if path is None:
+        return None
+    try:
+        with np.load(path) as z:
+            return torch.from_numpy(z["images"])
+    except (OSError, KeyError, ValueError) as e:
+        raise DataFormatError(f"{path}: not a synthetic-image file with an 'images' array ({e})") from e
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_selection
+
+    ds = _load(args)
+    sel = load_selection(args.selection)
+    prof = get_profile(args.profile)
+    cfg = _train_cfg(prof.eval_config(len(ds.y_train), len(sel.indices), ds.image_size), args)
+    test_hardness = None
+    if args.test_scores:
+        with np.load(args.test_scores) as z:
+            test_hardness = torch.from_numpy(z["forgetting_test"])
+        if len(test_hardness) != len(ds.y_test):
+            raise ValueError(f"--test-scores has {len(test_hardness)} test scores, {ds.name} has {len(ds.y_test)}")
+    res = evaluate_selection(ds, sel, cfg, runs=args.runs or prof.runs, seed=args.seed,
+                             synthetic=_synthetic(args.synthetic), test_hardness=test_hardness)
+    out = {"dataset": ds.name, "profile": args.profile, "selection": args.selection, "selection_params": sel.params,
+           "version": __version__, **res.as_dict()}
+    _dump(out, args.out)
+    print(f"test accuracy: {res}", file=sys.stderr)
+    return 0
+
+
+def cmd_coverage(args) -> int:
+    from .coverage import coverage, features
+    from .evaluate import halves, selection_set
+    from .train import train
+
+    ds = _load(args)
+    sel = load_selection(args.selection)
+    prof = get_profile(args.profile)
+    cfg = _train_cfg(prof.features, args)
+    net = train(ds.normalize(ds.x_train), ds.y_train, cfg, args.seed, num_classes=ds.num_classes, desc="features")
+    n_real = args.real or prof.coverage_real or len(ds.y_train)
+    real_idx = random_subset(ds.y_train, max(1, n_real // ds.num_classes), args.seed, ds.num_classes).select_idx \
+        if n_real < len(ds.y_train) else torch.arange(len(ds.y_train))
+    real = features(net, ds.normalize(ds.x_train[real_idx]))
+    x_syn, _, _ = selection_set(ds, sel, _synthetic(args.synthetic))
+    groups = halves(load_scores(ds, args.score, cache=args.cache)[real_idx]) if args.score else None
+    cov = coverage(real, features(net, x_syn), groups=groups)
+    out = {"dataset": ds.name, "profile": args.profile, "selection": args.selection, "n_real": len(real_idx),
+           "n_synthetic": len(x_syn), "feature_net": cfg.__dict__, "score": args.score, "version": __version__, **cov}
+    _dump(out, args.out)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="selmatch", description=__doc__)
+    p = argparse.ArgumentParser(prog="selmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"selmatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="load a dataset and print a JSON summary of it",
-                       description="Load a dataset (see `selmatch.data`) and print where it came from, "
-                                   "its counts, image shape, normalisation and which scores exist.")
-    d.add_argument("name", choices=list(DATASETS), help="dataset name")
-    d.add_argument("--root", help="torchvision-style data folder (default <cache>/datasets)")
-    d.add_argument("--cache", help="cache root (default $SELMATCH_CACHE or ~/.cache/selmatch)")
-    d.add_argument("--no-download", action="store_true", help="never download")
+    def common(sp, dataset_positional=False):
+        if not dataset_positional:
+            sp.add_argument("--dataset", required=True, choices=list(DATASETS))
+        sp.add_argument("--root", help="torchvision-style data folder (default <cache>/datasets)")
+        sp.add_argument("--cache", help="cache root (default $SELMATCH_CACHE or ~/.cache/selmatch)")
+        sp.add_argument("--no-download", action="store_true", help="never download")
+
+    def training(sp):
+        sp.add_argument("--profile", default="smoke", choices=list(PROFILES), help="compute scale (default smoke)")
+        sp.add_argument("--model", choices=list(MODELS), help="override the profile's network")
+        sp.add_argument("--width", type=int, help="override the network width")
+        sp.add_argument("--epochs", type=int, help="override the number of epochs")
+        sp.add_argument("--lr", type=float, help="override the learning rate")
+        sp.add_argument("--seed", type=int, default=0)
+
+    d = sub.add_parser("data", help="print a JSON summary of a dataset")
+    d.add_argument("name", choices=list(DATASETS))
+    common(d, dataset_positional=True)
     d.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("scores", help="record forgetting and EL2N scores while training a network")
+    common(s)
+    training(s)
+    s.add_argument("--el2n-epoch", type=int, default=2, help="epoch after which EL2N is measured (default 2)")
+    s.add_argument("--out", required=True, help="output .npz (scores = forgetting, higher = harder)")
+    s.set_defaults(func=cmd_scores)
+
+    sl = sub.add_parser("select", help="sliding-window (or random) selection -> select_idx / distill_idx")
+    common(sl)
+    sl.add_argument("--score", default="cscore", help=f"{' | '.join(SCORE_KINDS)} | path to a hardness file")
+    sl.add_argument("--ipc", type=int, required=True, help="images per class")
+    sl.add_argument("--beta", type=float, default=0.0, help="window start (see --start)")
+    sl.add_argument("--alpha", type=float, default=0.0, help="fraction of the window to distill, in [0, 1]")
+    sl.add_argument("--start", default="fraction", choices=START_MODES,
+                    help="fraction: start = round(beta * class size) (paper); ipc: int(ipc * beta) (official code)")
+    sl.add_argument("--random", action="store_true", help="random class-balanced subset instead")
+    sl.add_argument("--seed", type=int, default=0)
+    sl.add_argument("--out", required=True, help="output .npz")
+    sl.set_defaults(func=cmd_select)
+
+    e = sub.add_parser("evaluate", help="train fresh networks on a selection, report test accuracy")
+    common(e)
+    training(e)
+    e.add_argument("--selection", required=True, help=".npz from `selmatch select`")
+    e.add_argument("--synthetic", help=".npz with 'images' (normalised) replacing D_distill")
+    e.add_argument("--aug", choices=AUGMENTATIONS, help="override the augmentation")
+    e.add_argument("--runs", type=int, help="number of runs (default: the profile's)")
+    e.add_argument("--test-scores", help=".npz from `selmatch scores`: report easy/hard test halves")
+    e.add_argument("--out", help="output .json")
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("coverage", help="coverage of the real training set by a selection in feature space")
+    common(c)
+    training(c)
+    c.add_argument("--selection", required=True, help=".npz from `selmatch select`")
+    c.add_argument("--synthetic", help=".npz with 'images' (normalised) replacing D_distill")
+    c.add_argument("--score", help="split the real images into easy/hard halves by this score")
+    c.add_argument("--real", type=int, help="number of real images (class-balanced sample; default: profile's)")
+    c.add_argument("--out", help="output .json")
+    c.set_defaults(func=cmd_coverage)
     return p
 
 

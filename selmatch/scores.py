@@ -71,14 +71,18 @@ def read_score_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def align_scores(ds: ImageDataset, scores: np.ndarray, labels: np.ndarray | None, path: Path) -> np.ndarray:
-    """Pick the entries of a full-training-set score array that belong to ``ds``'s training images."""
-    full = ds.spec.n_train_full or len(ds.y_train)
-    if scores.ndim != 1 or len(scores) != full:
-        raise ScoreMismatchError(f"{path}: {scores.shape} scores, but {ds.name} has {full} training "
-                                 "images in its published order")
+    """Pick the entries of a score array that belong to ``ds``'s training images.
+
+    A file may cover the full published training set (``n_train_full`` entries, indexed through
+    ``ds.orig_index``) or exactly ``ds``'s training images in order (e.g. from ``selmatch scores``)."""
+    full, n = ds.spec.n_train_full, len(ds.y_train)
+    if scores.ndim != 1 or len(scores) not in (full, n):
+        sizes = " or ".join(str(v) for v in sorted({full or n, n}))
+        raise ScoreMismatchError(f"{path}: {scores.shape} scores, but {ds.name} has {sizes} training "
+                                 "images (published order / as loaded)")
     if not np.isfinite(scores).all():
         raise ScoreMismatchError(f"{path}: contains NaN or infinite scores")
-    idx = ds.orig_index.numpy()
+    idx = np.arange(n) if len(scores) == n else ds.orig_index.numpy()
     if labels is not None:
         if labels.shape != scores.shape:
             raise ScoreMismatchError(f"{path}: {len(labels)} labels but {len(scores)} scores")
