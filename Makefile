@@ -4,11 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.selmatch-installed
 
-.PHONY: test book clean-book help
+.PHONY: test book bench clean-book help
 
 help:
 	@echo "make test   - create .venv if needed, install selmatch, run the tests"
 	@echo "make book   - create .venv if needed, build the HTML book into _build/html"
+	@echo "make bench  - print the distillation benchmark (seconds per unrolled step, memory)"
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -22,6 +23,9 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
+
+bench: $(STAMP)
+	$(PY) -m selmatch.bench
 
 clean-book:
 	rm -rf _build

@@ -93,11 +93,55 @@ def halves(hardness: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"easy": easy, "hard": ~easy}
 
 
+def load_training_set(ds: ImageDataset, path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """``(x, y, distilled, params)`` from a selection file (``selmatch select``) or a synthetic set
+    (``selmatch distill``: ``images``, ``labels``, ``is_distilled``)."""
+    import json
+
+    import numpy as np
+
+    from .formats import _READ_ERRORS, DataFormatError
+    from .select import load_selection
+
+    try:
+        with np.load(path) as z:
+            files = set(z.files)
+            if {"images", "labels", "is_distilled"} <= files:
+                x, y = torch.from_numpy(z["images"]).float(), torch.from_numpy(z["labels"]).long()
+                distilled = torch.from_numpy(z["is_distilled"]).bool()
+                params = json.loads(str(z["config"])) if "config" in files else {}
+            elif "select_idx" not in files:
+                raise DataFormatError(f"{path}: neither a selection (select_idx) nor a synthetic set (images, labels, "
+                                      f"is_distilled); has {sorted(files)}")
+    except _READ_ERRORS as e:
+        if isinstance(e, DataFormatError):
+            raise
+        raise DataFormatError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    if "select_idx" in files and "images" not in files:
+        sel = load_selection(path)
+        x, y, distilled = selection_set(ds, sel)
+        return x, y, distilled, sel.params
+    if tuple(x.shape[1:]) != ds.image_shape or len(y) != len(x) or len(distilled) != len(x):
+        raise DataFormatError(f"{path}: images {tuple(x.shape)} / labels {len(y)} / is_distilled {len(distilled)} "
+                              f"do not fit {ds.name} images of shape {ds.image_shape}")
+    if len(y) and (y.min() < 0 or y.max() >= ds.num_classes):
+        raise DataFormatError(f"{path}: labels outside [0, {ds.num_classes - 1}]")
+    return x, y, distilled, params
+
+
+def evaluate_on(ds: ImageDataset, x: torch.Tensor, y: torch.Tensor, distilled: torch.Tensor, cfg: TrainConfig, *,
+                runs: int = 1, seed: int = 0, test_hardness: torch.Tensor | None = None,
+                progress: bool = True) -> EvalResult:
+    """Evaluate the training set ``(x, y, distilled)`` on ``ds``'s test set (easy/hard halves if given)."""
+    groups = halves(test_hardness) if test_hardness is not None else None
+    return evaluate(x, y, ds.normalize(ds.x_test), ds.y_test, cfg, runs=runs, seed=seed,
+                    num_classes=ds.num_classes, distilled=distilled, groups=groups, progress=progress)
+
+
 def evaluate_selection(ds: ImageDataset, sel: Selection, cfg: TrainConfig, *, runs: int = 1, seed: int = 0,
                        synthetic: torch.Tensor | None = None, test_hardness: torch.Tensor | None = None,
                        progress: bool = True) -> EvalResult:
     """Evaluate a selection (optionally with distilled images) on ``ds``'s test set."""
     x, y, distilled = selection_set(ds, sel, synthetic)
-    groups = halves(test_hardness) if test_hardness is not None else None
-    return evaluate(x, y, ds.normalize(ds.x_test), ds.y_test, cfg, runs=runs, seed=seed,
-                    num_classes=ds.num_classes, distilled=distilled, groups=groups, progress=progress)
+    return evaluate_on(ds, x, y, distilled, cfg, runs=runs, seed=seed, test_hardness=test_hardness,
+                       progress=progress)

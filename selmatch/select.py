@@ -103,17 +103,24 @@ def sliding_window(scores: torch.Tensor, labels: torch.Tensor, ipc: int, beta: f
     return Selection(torch.cat(select), torch.cat(distill), scores, params)
 
 
-def random_subset(labels: torch.Tensor, ipc: int, seed: int, num_classes: int | None = None) -> Selection:
-    """``ipc`` images per class drawn uniformly without replacement (all of them D_select)."""
+def random_subset(labels: torch.Tensor, ipc: int, seed: int, num_classes: int | None = None,
+                  alpha: float = 0.0) -> Selection:
+    """``ipc`` images per class drawn uniformly without replacement; the last ``int(ipc * alpha)`` of each
+    class's draw form D_distill (``alpha = 1``: MTT's random real initialisation)."""
+    _check_unit("alpha", alpha)
     num_classes = num_classes or int(labels.max()) + 1
     _check_ipc(ipc, _class_sizes(labels, num_classes))
     g = torch.Generator().manual_seed(seed)
-    picked = []
+    n_select = ipc - int(ipc * alpha)
+    select, distill = [], []
     for c in range(num_classes):
         members = (labels == c).nonzero().flatten()
-        picked.append(members[torch.randperm(len(members), generator=g)[:ipc]].sort().values)
-    params = {"method": "random", "ipc": ipc, "seed": seed, "n_select_per_class": ipc, "n_distill_per_class": 0}
-    return Selection(torch.cat(picked), torch.zeros(0, dtype=torch.long), None, params)
+        picked = members[torch.randperm(len(members), generator=g)[:ipc]]
+        select.append(picked[:n_select].sort().values)
+        distill.append(picked[n_select:].sort().values)
+    params = {"method": "random", "ipc": ipc, "seed": seed, "alpha": alpha, "n_select_per_class": n_select,
+              "n_distill_per_class": ipc - n_select}
+    return Selection(torch.cat(select), torch.cat(distill), None, params)
 
 
 def save_selection(sel: Selection, path, **extra) -> None:

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from selmatch.cli import main
 
@@ -63,3 +64,47 @@ def test_bad_select_arguments(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, *base, *argv)
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_experts_distill_evaluate_smoke(tmp_path, capsys):
+    """experts -> distill -> evaluate at the smoke preset on the embedded dataset."""
+    dataset = "mnist5k"
+    scores = tmp_path / "h.npy"
+    np.save(scores, np.random.default_rng(0).random(4000))
+    extra = ["--score", str(scores)]
+    exp, dist = tmp_path / "exp", tmp_path / "dist"
+    assert run(capsys, "experts", "--dataset", dataset, "--out", exp)[0] == 0
+    code, out, _ = run(capsys, "distill", "--dataset", dataset, "--experts", exp, "--out", dist, "--eval-at", "0", *extra)
+    summary = json.loads(out)
+    assert code == 0 and summary["images"] == 100 and summary["distilled"] == 50 and "0" in summary["evals"]
+    with np.load(dist / "synset.npz") as z:
+        assert z["images"].dtype == np.float32 and z["is_distilled"].sum() == 50
+        assert len(z["source_idx"]) == 100 and json.loads(str(z["config"]))["distill"]["iterations"] == 5
+    code, out, _ = run(capsys, "evaluate", "--dataset", dataset, "--set", dist / "synset.npz", "--runs", "1",
+                       "--aug", "combined")
+    assert code == 0 and json.loads(out)["n_distilled"] == 50
+    # refusing to mix: a second experts run into the same folder without --resume
+    code, _, err = run(capsys, "experts", "--dataset", dataset, "--out", exp, "--epochs", "1")
+    assert code == 2 and "different config" in err
+
+
+def test_distill_synset_keeps_select_images(shared_data, tmp_path, capsys):
+    from selmatch import load_dataset
+
+    exp, dist = tmp_path / "exp", tmp_path / "dist"
+    assert run(capsys, "experts", "--dataset", "cifar10", "--out", exp)[0] == 0
+    assert run(capsys, "distill", "--dataset", "cifar10", "--experts", exp, "--out", dist)[0] == 0
+    ds = load_dataset("cifar10", download=False)
+    with np.load(dist / "synset.npz") as z:
+        images, flags, src = (torch.from_numpy(z[k]) for k in ("images", "is_distilled", "source_idx"))
+    real = ds.normalize(ds.x_train[src])
+    assert torch.equal(images[~flags], real[~flags])
+    assert not torch.equal(images[flags], real[flags])
+
+
+def test_distill_bad_arguments(tmp_path, capsys):
+    scores = tmp_path / "h.npy"
+    np.save(scores, np.arange(4000, dtype=float))
+    code, _, err = run(capsys, "distill", "--dataset", "mnist5k", "--experts", tmp_path / "none", "--out", tmp_path / "o",
+                       "--score", scores)
+    assert code == 2 and "config.json is missing" in err
