@@ -1,5 +1,6 @@
 # Two commands do all the set-up: `make test` and `make book`. Each creates .venv when missing.
 PYTHON ?= python3
+PROFILE ?= smoke
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.selmatch-installed
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.selmatch-installed
 
 help:
 	@echo "make test   - create .venv if needed, install selmatch, run the tests"
-	@echo "make book   - create .venv if needed, build the HTML book into _build/html"
+	@echo "make book   - create .venv if needed, execute the notebooks at PROFILE (default $(PROFILE)), build _build/html"
 	@echo "make bench  - print the distillation benchmark (seconds per unrolled step, memory)"
 
 # Reinstall only when the project's dependencies change.
@@ -22,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 book: $(STAMP)
+	$(PY) -m selmatch.book execute --profile $(PROFILE)
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 
 bench: $(STAMP)

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .augment import augment
 from .experts import Trajectory, list_experts, load_trajectory

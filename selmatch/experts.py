@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .augment import AUGMENTATIONS
 from .evaluate import accuracy

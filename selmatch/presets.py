@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     _paper("tiny-ipc100", TINY_BASE, 100, 0.5, 0.7, 1000, 250),
     # Seconds: tests and CI. Experts on 100 images per class, a handful of iterations.
     Preset("smoke", None, ipc=10, alpha=0.5, beta=0.5,
-           expert=ExpertConfig(model="convnet_bn", width=16, num_experts=2, epochs=3, max_per_class=100,
+           expert=ExpertConfig(model="convnet_bn", width=16, num_experts=2, epochs=3, max_per_class=50,
                                batch_size=128),
            distill=DistillConfig(iterations=5, syn_steps=5, expert_epochs=1, max_start_epoch=2, lr_img=100,
                                  lr_init=0.01, batch_syn=50, checkpoint_every=2)),

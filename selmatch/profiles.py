@@ -23,16 +23,24 @@ class Profile:
     features: TrainConfig      # the network whose penultimate layer defines coverage
     runs: int                  # evaluation runs reported as mean ± std
     coverage_real: int | None = None  # real training images used for coverage (None = all)
-    paper_epochs: bool = False  # eval epochs from the official rule instead of eval.epochs
+    eval_full_epochs: float | None = None  # evaluation epochs * subset size = this * training-set size
+    eval_max_epochs: int | None = None     # ... but at most this many epochs (small subsets)
+    eval_min_epochs: int = 1               # ... and at least this many (small training sets)
+    test_subset: int | None = None   # evaluate on a class-balanced sample of the test set (None = all)
+    preset: str = "smoke"            # distillation preset at this scale ("paper": per dataset and ipc)
 
     def eval_config(self, n_train: int, n_subset: int, image_size: int = 32, model: str | None = None) -> TrainConfig:
-        """The evaluation config for a subset of ``n_subset`` of ``n_train`` images. ResNet-18 on
-        64x64 images uses the stride-2 stem (``resnet18_bn_tiny``), as the official code does."""
+        """The evaluation config for a subset of ``n_subset`` of ``n_train`` images. Epochs keep
+        ``epochs * n_subset`` constant across subset sizes (the official rule, 50 full-data epochs).
+        ResNet-18 on 64x64 images uses the stride-2 stem (``resnet18_bn_tiny``), as the official code does."""
         cfg = self.eval if model is None else self.eval.with_(model=model)
         if cfg.model == "resnet18_bn" and image_size >= 64:
             cfg = cfg.with_(model="resnet18_bn_tiny")
-        if self.paper_epochs:
-            cfg = cfg.with_(epochs=max(1, round(50 * n_train / n_subset)))
+        if cfg.model.startswith("convnet") and image_size >= 64 and cfg.depth is None:
+            cfg = cfg.with_(depth=4)   # ConvNetD4 for 64x64, as the paper
+        if self.eval_full_epochs is not None:
+            epochs = max(1, round(self.eval_full_epochs * n_train / n_subset))
+            cfg = cfg.with_(epochs=max(self.eval_min_epochs, min(epochs, self.eval_max_epochs or epochs)))
         return cfg
 
 
@@ -40,21 +48,22 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke",
         eval=TrainConfig(model="convnet", width=16, epochs=30, lr=0.03, batch_size=64, augmentation="dsa"),
-        scores=TrainConfig(model="convnet", width=16, epochs=3, lr=0.01, batch_size=256, augmentation="simple"),
-        features=TrainConfig(model="convnet", width=16, epochs=1, lr=0.01, batch_size=256, augmentation="none"),
-        runs=2, coverage_real=2000),
+        scores=TrainConfig(model="convnet", width=8, epochs=2, lr=0.02, batch_size=512, augmentation="none"),
+        features=TrainConfig(model="convnet", width=8, epochs=1, lr=0.02, batch_size=512, augmentation="none"),
+        runs=2, coverage_real=2000, eval_full_epochs=0.04, eval_max_epochs=20, eval_min_epochs=10,
+        test_subset=1000, preset="smoke"),
     "cpu": Profile(
         "cpu",
         eval=TrainConfig(model="convnet", width=64, epochs=60, lr=0.01, batch_size=128, augmentation="dsa"),
         scores=TrainConfig(model="convnet", width=32, epochs=20, lr=0.01, batch_size=128, augmentation="simple"),
         features=TrainConfig(model="convnet", width=64, epochs=10, lr=0.01, batch_size=128, augmentation="simple"),
-        runs=3, coverage_real=10000),
+        runs=3, coverage_real=10000, eval_full_epochs=1.0, eval_max_epochs=300, preset="cpu"),
     "paper": Profile(
         "paper",
         eval=TrainConfig(model="resnet18_bn", epochs=500, lr=0.1, batch_size=128, augmentation="dsa"),
         scores=TrainConfig(model="resnet18_bn", epochs=200, lr=0.1, batch_size=128, augmentation="simple"),
         features=TrainConfig(model="resnet18_bn", epochs=200, lr=0.1, batch_size=128, augmentation="simple"),
-        runs=5, paper_epochs=True),
+        runs=5, eval_full_epochs=50.0, preset="paper"),
 }
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 SHARED = Path(os.environ["SELMATCH_DATA"]) if os.environ.get("SELMATCH_DATA") else None
+if SHARED is not None:   # remembered before the autouse fixture hides it from each test
+    os.environ["SELMATCH_DATA_SHARED"] = str(SHARED)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,94 @@
+"""Load-or-compute for expensive results, keyed by a hash of the config that made them.
+
+    res = cached("window", {"dataset": "cifar10", "ipc": 50, ...}, compute, root="results/cpu")
+
+The first call runs ``compute()`` (which returns a JSON-able dict, plus numpy arrays under the key
+``"arrays"`` if any) and stores ``<root>/<name>-<hash>.json`` with the config, the code version, the
+wall time and the date; arrays go to a sidecar ``.npz``. Later calls with the same config read the file.
+The code version is recorded but not part of the key, so a commit that does not change a config does
+not throw results away; ``force=True`` (or ``SELMATCH_RECOMPUTE=1``) recomputes.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+
+
+def config_key(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def code_version() -> str:
+    """The package version plus the git commit of the checkout, where there is one."""
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "selmatch"], cwd=here.parent,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"{__version__}+{commit}{'.dirty' if dirty else ''}" if commit else __version__
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.PathLike = "results",
+           force: bool = False) -> dict:
+    """Return the stored result for ``(name, config)`` or compute, store and return it.
+
+    The returned dict has ``result`` (what ``compute`` returned, arrays included), ``config``,
+    ``version``, ``seconds``, ``created`` and ``cached`` (True if it was read from disk)."""
+    root = Path(root)
+    key = config_key(config)
+    path = root / f"{name}-{key}.json"
+    arrays_path = path.with_suffix(".npz")
+    force = force or os.environ.get("SELMATCH_RECOMPUTE", "") in ("1", "true")
+    if path.exists() and not force:
+        record = json.loads(path.read_text())
+        if arrays_path.exists():
+            with np.load(arrays_path) as z:
+                record["result"]["arrays"] = {k: z[k] for k in z.files}
+        _log(record, True)
+        return {**record, "cached": True}
+    t0 = time.perf_counter()
+    result = compute()
+    seconds = time.perf_counter() - t0
+    arrays = result.pop("arrays", None) if isinstance(result, dict) else None
+    record = {"name": name, "key": key, "config": config, "version": code_version(), "seconds": seconds,
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "result": result}
+    root.mkdir(parents=True, exist_ok=True)
+    if arrays:
+        def write_npz(p: Path) -> None:
+            with open(p, "wb") as f:   # a file object: numpy would append ".npz" to the temporary name
+                np.savez_compressed(f, **arrays)
+
+        _atomic_write(arrays_path, write_npz)
+    _atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=1, default=float) + "\n"))
+    if arrays:
+        result["arrays"] = arrays
+    _log(record, False)
+    return {**record, "cached": False}
+
+
+def _log(record: dict, hit: bool) -> None:
+    """Append one line per result used to ``SELMATCH_CACHE_LOG`` (the book's status page reads it)."""
+    log = os.environ.get("SELMATCH_CACHE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(json.dumps({"name": record["name"], "key": record["key"], "seconds": record["seconds"],
+                                "cached": hit}) + "\n")
