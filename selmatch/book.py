@@ -20,6 +20,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = "00_quickstart"   # always runs on the embedded dataset at its own parameters
 
+# Parameters passed to each notebook per profile, on top of ``profile`` (the notebooks' own defaults are
+# the smoke ones). They are visible in each executed notebook's "injected-parameters" cell.
+PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
+    "cpu": {
+        "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6]},
+        "03_coverage": {"ipcs": [50, 250], "betas": [0.0, 0.2, 0.4], "alpha": 0.5, "eval_at": [0, 20, 40, 60]},
+        "04_ablations": {"ipcs": [50, 250], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.0, 0.2, 0.4],
+                         "alpha_fixed": 0.5},
+        "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.0, 0.2, 0.4], "alphas": [0.3]},
+        "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.0, 0.2, 0.4], "alpha": 0.5},
+    },
+}
+
 
 def notebook_sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.md"))
@@ -86,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     for src in notebook_sources():
         if args.only and src.stem not in args.only:
             continue
-        params = {} if src.stem == QUICKSTART else {"profile": args.profile}
+        params = {} if src.stem == QUICKSTART else \
+            {"profile": args.profile, **PROFILE_PARAMETERS.get(args.profile, {}).get(src.stem, {})}
         print(f"executing {src.name} {params} ...", flush=True)
         row = execute(src, ROOT / "book" / "notebooks" / f"{src.stem}.ipynb", params)
         rows.append(row)
