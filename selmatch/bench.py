@@ -54,9 +54,11 @@ def plain_step_seconds(width: int, repeats: int) -> float:
     return statistics.median(times[1:])
 
 
-def unrolled_iteration(width: int, syn_steps: int) -> dict:
+def unrolled_iteration(width: int, syn_steps: int, memory: str = "default") -> dict:
     """One distillation iteration (unroll + matching-loss backward); seconds and peak extra memory."""
     model, x, y = _setup(width)
+    if memory == "constant":
+        return _constant_iteration(model, x, y, syn_steps)
     names = [n for n, _ in model.named_parameters()]
     shapes = [list(p.shape) for _, p in model.named_parameters()]
     start = flat_params(model)
@@ -73,28 +75,47 @@ def unrolled_iteration(width: int, syn_steps: int) -> dict:
     return {"syn_steps": syn_steps, "seconds_per_step": seconds / syn_steps, "peak_extra_mb": peak - base}
 
 
+def _constant_iteration(model, x, y, syn_steps: int) -> dict:
+    from .remat import matching_grads
+
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [list(p.shape) for _, p in model.named_parameters()]
+    start = flat_params(model)
+    target = start + 0.01 * torch.randn_like(start)
+    g = torch.Generator().manual_seed(0)
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    matching_grads(model, names, shapes, start, target, x[:0].detach(), x.detach(), y, torch.tensor(0.01),
+                   minibatches(len(x), 100, syn_steps, g), g, "dsa")
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"syn_steps": syn_steps, "seconds_per_step": seconds / syn_steps, "peak_extra_mb": peak - base}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--syn-steps", type=int, nargs="+", default=[5, 10, 20])
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--memory", nargs="+", default=["default", "constant"], choices=["default", "constant"])
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)   # internal: one syn_steps value, JSON out
     args = p.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(unrolled_iteration(args.width, args.one)))
+        print(json.dumps(unrolled_iteration(args.width, args.one, args.memory[0])))
         return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ConvNet width {args.width}, instance norm, "
           "CIFAR-10 shapes, IPC 10 (100 images), batch 100, DSA")
     plain = plain_step_seconds(args.width, args.repeats)
     print(f"plain training step: {plain * 1000:.1f} ms (median of {args.repeats})")
-    print(f"{'syn_steps':>9} {'s/unrolled step':>16} {'ratio to plain':>15} {'peak extra MB':>14}")
-    for s in args.syn_steps:
-        r = subprocess.run([sys.executable, "-m", "selmatch.bench", "--one", str(s), "--width", str(args.width)],
-                           capture_output=True, text=True, check=True)
-        row = json.loads(r.stdout.strip().splitlines()[-1])
-        plain_now = plain_step_seconds(args.width, args.repeats)   # re-measured beside each row: a noisy machine
-        print(f"{s:>9} {row['seconds_per_step']:>16.3f} {row['seconds_per_step'] / plain_now:>15.2f} "
-              f"{row['peak_extra_mb']:>14.0f}")
+    print(f"{'memory':>8} {'syn_steps':>9} {'s/unrolled step':>16} {'ratio to plain':>15} {'peak extra MB':>14}")
+    for memory in args.memory:
+        for s in args.syn_steps:
+            r = subprocess.run([sys.executable, "-m", "selmatch.bench", "--one", str(s), "--width", str(args.width),
+                                "--memory", memory], capture_output=True, text=True, check=True)
+            row = json.loads(r.stdout.strip().splitlines()[-1])
+            plain_now = plain_step_seconds(args.width, args.repeats)   # re-measured beside each row: a noisy machine
+            print(f"{memory:>8} {s:>9} {row['seconds_per_step']:>16.3f} {row['seconds_per_step'] / plain_now:>15.2f} "
+                  f"{row['peak_extra_mb']:>14.0f}")
     return 0
 
 

@@ -189,7 +189,7 @@ def cmd_distill(args) -> int:
         hardness = load_scores(ds, args.score or preset.score, cache=args.cache, download=not args.no_download)
         sel = sliding_window(hardness, ds.y_train, ipc, beta, alpha, args.start or preset.start_mode, ds.num_classes)
     changes = {k: v for k, v in (("iterations", args.iterations), ("syn_steps", args.syn_steps),
-                                 ("lr_img", args.lr_img)) if v is not None}
+                                 ("lr_img", args.lr_img), ("memory", args.memory)) if v is not None}
     cfg = replace(preset.distill, **changes)
     prof = get_profile(args.profile)
     eval_at = tuple(int(v) for v in args.eval_at.split(",")) if args.eval_at else ()
@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iterations", type=int)
     t.add_argument("--syn-steps", type=int)
     t.add_argument("--lr-img", type=float)
+    t.add_argument("--memory", choices=("default", "constant"),
+                   help="constant: per-step rematerialisation, memory independent of --syn-steps, same gradients")
     t.add_argument("--eval-at", help="comma-separated iterations to evaluate (recorded, never used to choose)")
     t.add_argument("--profile", default="smoke", choices=list(PROFILES), help="evaluation scale for --eval-at")
     t.add_argument("--seed", type=int, default=0)

@@ -54,6 +54,7 @@ class DistillConfig:
     momentum: float = 0.5
     augmentation: str = "dsa"     # "dsa" or "none" inside the unrolled student
     checkpoint_every: int = 100
+    memory: str = "default"       # "constant": per-step rematerialisation (selmatch.remat), same gradients
 
     def __post_init__(self):
         for name in ("iterations", "syn_steps", "expert_epochs", "max_start_epoch", "checkpoint_every"):
@@ -61,6 +62,8 @@ class DistillConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ValueError(f"batch_syn={self.batch_syn} must be >= 1 (or None for the whole set)")
+        if self.memory not in ("default", "constant"):
+            raise ValueError(f"memory={self.memory!r} must be 'default' or 'constant'")
         if self.augmentation not in ("dsa", "none"):
             raise ValueError(f"augmentation={self.augmentation!r} must be 'dsa' or 'none'")
         if not (self.lr_img > 0 and self.lr_init > 0 and self.lr_lr >= 0):
@@ -121,6 +124,12 @@ def _checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def matching_grads(*args, **kwargs):
+    from .remat import matching_grads as mg   # imported lazily: remat imports this module
+
+    return mg(*args, **kwargs)
 
 
 def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Tensor, y_distill: torch.Tensor,
@@ -198,11 +207,15 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
         t = int(torch.randint(cfg.max_start_epoch, (1,), generator=g))
         traj = expert(k)
         start, target = traj.params[t].float(), traj.params[t + cfg.expert_epochs].float()
-        theta0 = start.clone().requires_grad_(True)
-        x_all = torch.cat([x_select, x_dis])
         batches = minibatches(n_total, cfg.batch_syn, cfg.syn_steps, g)
-        theta_n = unroll(net, traj.names, traj.shapes, theta0, x_all, y_all, syn_lr, batches, g, cfg.augmentation)
-        loss = matching_loss(theta_n, start, target)
+        if cfg.memory == "constant":
+            loss, grad_x, grad_lr = matching_grads(net, traj.names, traj.shapes, start, target, x_select, x_dis,
+                                                   y_all, syn_lr, batches, g, cfg.augmentation)
+        else:
+            theta0 = start.clone().requires_grad_(True)
+            x_all = torch.cat([x_select, x_dis])
+            theta_n = unroll(net, traj.names, traj.shapes, theta0, x_all, y_all, syn_lr, batches, g, cfg.augmentation)
+            loss = matching_loss(theta_n, start, target)
         if not torch.isfinite(loss):
             raise DistillationDiverged(
                 f"matching loss is {loss.item()} at iteration {it} (syn_lr={syn_lr.item():.3g}); lower lr_img "
@@ -210,7 +223,10 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
                 + (f"The last good checkpoint is kept in {ckpt}." if ckpt else ""))
         opt_img.zero_grad(set_to_none=True)
         opt_lr.zero_grad(set_to_none=True)
-        loss.backward()
+        if cfg.memory == "constant":
+            x_dis.grad, syn_lr.grad = grad_x, grad_lr.reshape(syn_lr.shape)
+        else:
+            loss.backward()
         opt_img.step()
         opt_lr.step()
         history["loss"].append(loss.item())

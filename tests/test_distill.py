@@ -165,3 +165,42 @@ def test_bad_inputs(mnist, experts, tmp_path):
     with pytest.raises(ValueError, match="max_start_epoch=5"):
         distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, width=4, progress=False,
                 cfg=CFG.with_(max_start_epoch=5))
+
+
+@pytest.mark.parametrize("augmentation", ["none", "dsa"])
+def test_constant_memory_gradients_equal_default(augmentation):
+    from selmatch.remat import matching_grads
+
+    torch.manual_seed(0)
+    model = build_model("convnet_bn", 1, 10, 16, width=4, depth=2)
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [list(p.shape) for _, p in model.named_parameters()]
+    start = flat_params(model)
+    target = start + 0.05 * torch.randn_like(start)
+    x_sel, x_dis0 = torch.randn(12, 1, 16, 16), torch.randn(20, 1, 16, 16)
+    y = torch.randint(0, 10, (32,))
+    batches = minibatches(32, 8, 6, torch.Generator().manual_seed(1))
+
+    x_dis = x_dis0.clone().requires_grad_(True)
+    lr = torch.tensor(0.02, requires_grad=True)
+    g = torch.Generator().manual_seed(2)
+    theta = unroll(model, names, shapes, start.clone().requires_grad_(True), torch.cat([x_sel, x_dis]), y, lr,
+                   batches, g, augmentation)
+    loss = matching_loss(theta, start, target)
+    loss.backward()
+    g2 = torch.Generator().manual_seed(2)
+    loss_c, gx, glr = matching_grads(model, names, shapes, start, target, x_sel, x_dis0, y, torch.tensor(0.02),
+                                     batches, g2, augmentation)
+    assert loss_c.item() == pytest.approx(loss.item(), rel=1e-5)
+    assert torch.allclose(gx, x_dis.grad, rtol=1e-4, atol=1e-4 * x_dis.grad.abs().max().item())
+    assert glr.item() == pytest.approx(lr.grad.item(), rel=1e-4)
+    assert torch.equal(g.get_state(), g2.get_state())          # both modes consume the generator identically
+
+
+def test_constant_memory_distill_matches_default(mnist, experts):
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, width=4, seed=4, progress=False)
+    a = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa"), **args)
+    b = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa", memory="constant"), **args)
+    assert torch.allclose(a.images, b.images, atol=1e-3) and a.syn_lr == pytest.approx(b.syn_lr, rel=1e-4)
+    assert a.history["loss"] == pytest.approx(b.history["loss"], rel=1e-4)
