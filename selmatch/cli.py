@@ -236,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--lr", type=float, help="override the learning rate")
         sp.add_argument("--seed", type=int, default=0)
 
+    def training_set(sp):
+        sp.add_argument("--selection", "--set", dest="selection", required=True,
+                        help=".npz from `selmatch select` or a synset.npz from `selmatch distill`")
+        sp.add_argument("--out", help="output .json")
+
     d = sub.add_parser("data", help="print a JSON summary of a dataset")
     d.add_argument("name", choices=list(DATASETS))
     common(d, dataset_positional=True)
@@ -264,22 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="train fresh networks on a selection, report test accuracy")
     common(e)
     training(e)
-    e.add_argument("--selection", "--set", dest="selection", required=True,
-                   help=".npz from `selmatch select` or a synset.npz from `selmatch distill`")
+    training_set(e)
     e.add_argument("--aug", choices=AUGMENTATIONS, help="override the augmentation")
     e.add_argument("--runs", type=int, help="number of runs (default: the profile's)")
     e.add_argument("--test-scores", help=".npz from `selmatch scores`: report easy/hard test halves")
-    e.add_argument("--out", help="output .json")
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("coverage", help="coverage of the real training set by a selection in feature space")
     common(c)
     training(c)
-    c.add_argument("--selection", "--set", dest="selection", required=True,
-                   help=".npz from `selmatch select` or a synset.npz from `selmatch distill`")
+    training_set(c)
     c.add_argument("--score", help="split the real images into easy/hard halves by this score")
     c.add_argument("--real", type=int, help="number of real images (class-balanced sample; default: profile's)")
-    c.add_argument("--out", help="output .json")
     c.set_defaults(func=cmd_coverage)
 
     from .presets import PRESETS

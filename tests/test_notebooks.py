@@ -43,3 +43,19 @@ def test_notebook_executes_at_smoke(name, tmp_path, monkeypatch, shared_cache):
     assert any("image/png" in o.get("data", {}) or "text/markdown" in o.get("data", {}) for o in outputs)
     if name != QUICKSTART:
         assert row["computed"] > 0   # computed from scratch, not read from a committed cache
+
+
+def test_profile_parameters_name_real_parameters():
+    """The per-profile parameters the book runner injects exist in each notebook's parameters cell."""
+    import re
+
+    from selmatch.book import PROFILE_PARAMETERS
+    from selmatch.profiles import PROFILES
+
+    for profile, by_notebook in PROFILE_PARAMETERS.items():
+        assert profile in PROFILES
+        for name, params in by_notebook.items():
+            text = (ROOT / "notebooks" / f"{name}.md").read_text()
+            cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
+            defined = set(re.findall(r"^(\w+)\s*=", cell, re.M))
+            assert set(params) <= defined, (name, set(params) - defined)
