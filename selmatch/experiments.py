@@ -282,7 +282,9 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
     preset = ctx.preset(ipc)
     dcfg = preset.distill if iterations is None else preset.distill.with_(iterations=iterations)
     config = {**ctx.base(), "ipc": ipc, "alpha": alpha, "beta": beta, "init": init, "score": score,
-              "start_mode": start_mode, "augmentation": augmentation, "distill": asdict(dcfg),
+              "start_mode": start_mode, "augmentation": augmentation,
+              # the memory mode computes the same gradients, so it is not part of what a result depends on
+              "distill": {k: v for k, v in asdict(dcfg).items() if k != "memory"},
               "expert": asdict(preset.expert), "eval_at": list(eval_at), "coverage": with_coverage, "runs": runs}
 
     # the distillation itself does not depend on how it is evaluated: one run folder serves all evaluations

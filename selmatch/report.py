@@ -183,3 +183,26 @@ def main_figure(results: dict, ctx):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def window_conclusions(rows: list[dict], rand: dict, ctx) -> None:
+    """Sentences computed from the sweep: best window vs random, the hardest window, the two readings."""
+    out = []
+    for ipc in sorted(rand):
+        frac = [r for r in rows if r["ipc"] == ipc and r["start_mode"] == "fraction"]
+        code = [r for r in rows if r["ipc"] == ipc and r["start_mode"] == "ipc"]
+        if not frac:
+            continue
+        best, r = best_by_val(frac), rand[ipc]
+        hardest = min(frac, key=lambda x: x["beta"])
+        verdict = "beats" if best["mean"] - best["std"] > r["mean"] + r["std"] else \
+            "is below" if best["mean"] + best["std"] < r["mean"] - r["std"] else "is within noise of"
+        line = (f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the best window (β = {best['beta']}, chosen on the "
+                f"validation half) reaches {fmt(best['mean'], best['std'])} % and {verdict} random selection "
+                f"({fmt(r['mean'], r['std'])} %); the hardest window (β = {hardest['beta']}) gives {fmt(hardest['mean'], hardest['std'])} %.")
+        if code:
+            best_code = best_by_val(code)
+            line += (f" Read as the official code does (start = int(ipc·β)), the best window reaches "
+                     f"{fmt(best_code['mean'], best_code['std'])} %.")
+        out.append(line)
+    show("\n".join(out))

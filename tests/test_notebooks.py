@@ -59,3 +59,22 @@ def test_profile_parameters_name_real_parameters():
             cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
             defined = set(re.findall(r"^(\w+)\s*=", cell, re.M))
             assert set(params) <= defined, (name, set(params) - defined)
+
+
+def test_committed_smoke_results_rebuild_the_book_offline(tmp_path, monkeypatch):
+    """A fresh clone builds the book from results/smoke with no data: every analysis notebook reads its
+    results from the committed cache and computes nothing (catches config changes that orphan them)."""
+    import shutil
+
+    if not (ROOT / "results" / "smoke").exists():
+        pytest.skip("no committed smoke results")
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    monkeypatch.setenv("SELMATCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SELMATCH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SELMATCH_OFFLINE", "1")
+    monkeypatch.delenv("SELMATCH_DATA", raising=False)
+    for name in NOTEBOOKS:
+        if name == QUICKSTART:
+            continue
+        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", {"profile": "smoke"})
+        assert row["error"] is None and row["computed"] == 0, (name, row)
