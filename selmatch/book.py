@@ -28,7 +28,7 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
         "03_coverage": {"ipcs": [50, 250], "betas": [0.4, 0.6, 0.8], "alpha": 0.5, "eval_at": [0, 20, 40, 60]},
         "04_ablations": {"ipcs": [50, 250], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.4, 0.6, 0.8],
                          "alpha_fixed": 0.5},
-        "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.2, 0.4, 0.6, 0.8], "alphas": [0.3]},
+        "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.4, 0.6, 0.8], "alphas": [0.25]},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.2, 0.4, 0.6, 0.8], "alpha": 0.5},
     },
 }

@@ -48,11 +48,13 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.PathLike = "results",
-           force: bool = False) -> dict:
+           force: bool = False, provenance: Callable[[], dict] | None = None) -> dict:
     """Return the stored result for ``(name, config)`` or compute, store and return it.
 
     The returned dict has ``result`` (what ``compute`` returned, arrays included), ``config``,
-    ``version``, ``seconds``, ``created`` and ``cached`` (True if it was read from disk)."""
+    ``version``, ``seconds``, ``created`` and ``cached`` (True if it was read from disk).
+    ``provenance`` (called after ``compute``) adds facts that are recorded but not part of the key, such
+    as which copy of the data the result was computed on."""
     root = Path(root)
     key = config_key(config)
     path = root / f"{name}-{key}.json"
@@ -71,6 +73,8 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
     arrays = result.pop("arrays", None) if isinstance(result, dict) else None
     record = {"name": name, "key": key, "config": config, "version": code_version(), "seconds": seconds,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "result": result}
+    if provenance is not None:
+        record["provenance"] = provenance()
     root.mkdir(parents=True, exist_ok=True)
     if arrays:
         def write_npz(p: Path) -> None:

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -175,8 +176,15 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
     history = {"loss": [], "syn_lr": [], "seconds": [], "evals": {}}
     it0 = 0
     ckpt = Path(out) / "checkpoint.pt" if out else None
-    if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
+    state = torch.load(ckpt, weights_only=True) if resume and ckpt is not None and ckpt.exists() else None
+    if state is not None:
+        done = json.loads(state["history"])["evals"]
+        missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in done]
+        if missed:   # a run made without these evaluations: redo it (deterministic) rather than skip them
+            warnings.warn(f"checkpoint {ckpt} is at iteration {int(state['iteration'])} but has no evaluation at "
+                          f"{missed}; distilling again from iteration 0", stacklevel=2)
+            state = None
+    if state is not None:
         x_dis.data.copy_(state["x_distill"])
         syn_lr.data.copy_(state["syn_lr"])
         opt_img.load_state_dict(state["opt_img"])

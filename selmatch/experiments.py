@@ -70,6 +70,13 @@ def dataset(name: str) -> ImageDataset:
     return load_dataset(name)
 
 
+def _cached(ctx: Context, name: str, config: dict, compute) -> dict:
+    """:func:`cached` under the context's results folder, recording which copy of the data was used.
+    The data source is deliberately not part of the key (a rebuild from committed results needs no data);
+    to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
+    return cached(name, config, compute, ctx.root, provenance=lambda: {"data": dataset(ctx.dataset).source})
+
+
 def test_split(ctx: Context, ds: ImageDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normalised test images, labels and their indices (a class-balanced sample if the profile says so)."""
     n = ctx.prof.test_subset
@@ -129,7 +136,7 @@ def our_scores(ctx: Context) -> dict:
                 "arrays": {"forgetting_train": rec.forgetting_train.numpy(), "forgetting_test": rec.forgetting_test.numpy(),
                            "el2n": rec.el2n_train.numpy()}}
 
-    return cached("our_scores", config, compute, ctx.root)
+    return _cached(ctx, "our_scores", config, compute)
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -176,7 +183,7 @@ def score_study(ctx: Context, per_class: int = 4) -> dict:
                 "arrays": {"easy": summary_images(ds, torch.cat(easy).numpy()),
                            "hard": summary_images(ds, torch.cat(hard).numpy())}}
 
-    return cached("score_study", config, compute, ctx.root)
+    return _cached(ctx, "score_study", config, compute)
 
 
 def hardness(ctx: Context, score: str) -> torch.Tensor:
@@ -206,7 +213,7 @@ def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", star
         return {**_eval(ctx, ds, x, y, distilled, augmentation, runs),
                 "window_mean_hardness": h[sel.indices].double().mean().item()}
 
-    return cached("window", config, compute, ctx.root)
+    return _cached(ctx, "window", config, compute)
 
 
 def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | None = None) -> dict:
@@ -218,7 +225,7 @@ def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | N
         x, y, distilled = selection_set(ds, random_subset(ds.y_train, ipc, ctx.seed, ds.num_classes))
         return _eval(ctx, ds, x, y, distilled, augmentation, runs)
 
-    return cached("random", config, compute, ctx.root)
+    return _cached(ctx, "random", config, compute)
 
 
 # ----------------------------------------------------------------------------- experts, features
@@ -319,7 +326,7 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
             out["coverage"] = probe(res.images)
         return out
 
-    return cached("selmatch", config, compute, ctx.root)
+    return _cached(ctx, "selmatch", config, compute)
 
 
 def random_coverage(ctx: Context, ipc: int) -> dict:
@@ -331,7 +338,7 @@ def random_coverage(ctx: Context, ipc: int) -> dict:
         sel = random_subset(ds.y_train, ipc, ctx.seed, ds.num_classes)
         return CoverageProbe(ctx)(ds.normalize(ds.x_train[sel.select_idx]))
 
-    return cached("random_coverage", config, compute, ctx.root)
+    return _cached(ctx, "random_coverage", config, compute)
 
 
 def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction") -> dict:
@@ -344,7 +351,7 @@ def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", 
         sel = sliding_window(hardness(ctx, score), ds.y_train, ipc, beta, 0.0, start_mode, ds.num_classes)
         return CoverageProbe(ctx)(ds.normalize(ds.x_train[sel.indices]))
 
-    return cached("window_coverage", config, compute, ctx.root)
+    return _cached(ctx, "window_coverage", config, compute)
 
 
 def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore", start_mode: str = "fraction") -> dict:

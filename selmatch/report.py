@@ -29,9 +29,11 @@ def profile_note(ctx) -> None:
              f"Every number on this page was computed by `selmatch` at this profile on a CPU."]
     if ctx.dataset == "cifar10":
         lines.append("The CIFAR-10 used here is a JPEG re-encoding of the original (mean absolute error 5.8/255, "
-                     "PSNR ≈ 30 dB), restored to the original order; a rerun on the original data is one papermill "
-                     "command away (`papermill ... -p profile cpu` with `SELMATCH_DATA` unset and the torchvision "
-                     "download allowed).")
+                     "PSNR ≈ 30 dB), restored to the original order. A rerun on the original data is one papermill "
+                     "command away: with `SELMATCH_DATA` unset (torchvision downloads the original), "
+                     f"`SELMATCH_RESULTS=results-original SELMATCH_RUNS=runs-original papermill <notebook>.ipynb out.ipynb "
+                     f"-p profile {ctx.profile}`; the new folders keep the results (and the experts and distillation "
+                     "checkpoints) apart from the cached ones.")
     if ctx.profile != "paper":
         lines.append("Numbers at this scale are not comparable in absolute value with the paper's ResNet-18 "
                      "results; compare trends, which the text discusses.")
@@ -204,5 +206,81 @@ def window_conclusions(rows: list[dict], rand: dict, ctx) -> None:
             best_code = best_by_val(code)
             line += (f" Read as the official code does (start = int(ipc·β)), the best window reaches "
                      f"{fmt(best_code['mean'], best_code['std'])} %.")
+        out.append(line)
+    show("\n".join(out))
+
+
+def _compare(a: dict, b: dict) -> str:
+    """'above' / 'below' when the ± one-std intervals do not overlap, else 'within noise of'."""
+    if a["mean"] - a["std"] > b["mean"] + b["std"]:
+        return "above"
+    if a["mean"] + a["std"] < b["mean"] - b["std"]:
+        return "below"
+    return "within noise of"
+
+
+def coverage_conclusions(rows: list[dict], trace: dict, ipc: int, ctx) -> None:
+    """Sentences computed from the coverage study: SelMatch against MTT on each half, and the trend
+    of coverage during distillation."""
+    out = []
+    for r in rows:
+        sm, mtt, win = r["SelMatch"], r["MTT"], r["window"]
+        acc_sm, acc_mtt = r["acc"]["SelMatch"], r["acc"]["MTT"]
+        out.append(
+            f"- **IPC {r['ipc']} ({ratio(ctx.dataset, r['ipc'])})**: coverage of the hard half is {sm['hard']:.3f} for "
+            f"SelMatch against {mtt['hard']:.3f} for MTT ({'higher' if sm['hard'] > mtt['hard'] else 'lower'}), and "
+            f"{sm['easy']:.3f} against {mtt['easy']:.3f} on the easy half; the window alone covers {win['hard']:.3f} / "
+            f"{win['easy']:.3f} (hard / easy), a random subset {r['random']['hard']:.3f} / {r['random']['easy']:.3f}. "
+            f"Accuracy on the hard test half: SelMatch {acc_sm['groups']['hard']['mean']:.1f} %, "
+            f"MTT {acc_mtt['groups']['hard']['mean']:.1f} %.")
+    for name, res in trace.items():
+        its = sorted(int(k) for k in res["evals"])
+        if len(its) >= 2:
+            first, last = res["evals"][str(its[0])]["coverage"], res["evals"][str(its[-1])]["coverage"]
+            out.append(f"- **{name}, IPC {ipc}**: from iteration {its[0]} to {its[-1]}, coverage of the hard half goes "
+                       f"{first['hard']:.3f} → {last['hard']:.3f} and of the easy half {first['easy']:.3f} → "
+                       f"{last['easy']:.3f}.")
+    show("\n".join(out))
+
+
+def ablation_conclusions(alpha_rows: list[dict], aug: dict, init: dict, ipc: int, ctx) -> None:
+    """Sentences computed from the ablations: the best α per IPC against α = 0 and α = 1, and the
+    augmentation and initialisation comparisons at ``ipc``."""
+    out = []
+    for i in sorted({r["ipc"] for r in alpha_rows}):
+        rows = {r["alpha"]: r for r in alpha_rows if r["ipc"] == i}
+        best = best_by_val(list(rows.values()))
+        line = (f"- **α, IPC {i} ({ratio(ctx.dataset, i)})**: the validation half picks α = {best['alpha']} "
+                f"({fmt(best['mean'], best['std'])} % on the test half)")
+        for a, what in ((0.0, "the window alone"), (1.0, "distilling everything")):
+            if a in rows and a != best["alpha"]:
+                line += f"; {what} (α = {a:g}) gives {fmt(rows[a]['mean'], rows[a]['std'])} %"
+        out.append(line + ".")
+    if aug:
+        best_aug = max(aug, key=lambda k: aug[k]["mean"])
+        out.append(f"- **Augmentation at evaluation, IPC {ipc}**: "
+                   + ", ".join(f"{k} {fmt(v['mean'], v['std'])} %" for k, v in aug.items())
+                   + f"; {best_aug} is highest" + ("" if best_aug == "combined" else
+                                                   f" (combined is {_compare(aug['combined'], aug[best_aug])} it)") + ".")
+    if init:
+        w, r = init["window"], init["random"]
+        out.append(f"- **Initialisation, IPC {ipc}**: window {fmt(w['mean'], w['std'])} % against random "
+                   f"{fmt(r['mean'], r['std'])} % — the window is {_compare(w, r)} random.")
+    show("\n".join(out))
+
+
+def main_conclusions(results: dict, ctx) -> None:
+    """Sentences computed from the main table: the ranking per ratio and SelMatch against each method,
+    with the paper's ranking beside ours."""
+    out = []
+    for ipc, by in results.items():
+        rt = ratio(ctx.dataset, ipc)
+        order = sorted(METHODS, key=lambda m: -by[m]["mean"])
+        line = f"- **IPC {ipc} ({rt})**: ours rank " + " > ".join(order)
+        paper = {m: paper_value(m, ctx.dataset, rt) for m in METHODS}
+        if all(paper.values()):
+            line += "; the paper's rank " + " > ".join(sorted(METHODS, key=lambda m: -paper[m][0]))
+        sm = by["SelMatch"]
+        line += ". SelMatch is " + ", ".join(f"{_compare(sm, by[m])} {m}" for m in METHODS if m != "SelMatch") + "."
         out.append(line)
     show("\n".join(out))

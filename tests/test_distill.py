@@ -142,6 +142,19 @@ def test_resume_equals_uninterrupted(mnist, experts, tmp_path):
     assert resumed.history["loss"] == full.history["loss"]
 
 
+def test_resume_of_finished_run_without_requested_evals_redistills(mnist, experts, tmp_path):
+    """A run finished without evaluations cannot supply them later: it is redone, not silently skipped."""
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, out=tmp_path, resume=True)
+    first = distill(xs, ys, xd, yd, experts, "convnet_bn", **args)
+    assert first.history["evals"] == {}
+    with pytest.warns(UserWarning, match=r"no evaluation at \[0, 2\]"):
+        again = distill(xs, ys, xd, yd, experts, "convnet_bn", eval_at=(0, 2, 4),
+                        on_eval=lambda it, *_: {"it": it}, **args)
+    assert sorted(again.history["evals"]) == ["0", "2", "4"]
+    assert torch.equal(again.images, first.images) and again.history["loss"] == first.history["loss"]
+
+
 def test_divergence_names_learning_rates(mnist, experts, tmp_path):
     xs, ys, xd, yd = small_sets(mnist)
     cfg = CFG.with_(lr_init=1e8, iterations=3)
