@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = "00_quickstart"   # always runs on the embedded dataset at its own parameters
+QUICKSTART = "00_quickstart"
+KEEP = ("our_scores-",)          # results other results are computed from (never pruned)   # always runs on the embedded dataset at its own parameters
 
 # Parameters passed to each notebook per profile, on top of ``profile`` (the notebooks' own defaults are
 # the smoke ones). They are visible in each executed notebook's "injected-parameters" cell.
@@ -63,11 +64,45 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
         used = [json.loads(line) for line in cache_log.read_text().splitlines()] if cache_log.exists() else []
     return {"notebook": src.stem, "seconds": seconds, "error": error, "parameters": parameters,
             "results": len(used), "computed": sum(not u["cached"] for u in used),
-            "compute_seconds": sum(u["seconds"] for u in used)}
+            "compute_seconds": sum(u["seconds"] for u in used),
+            "keys": sorted({f"{u['name']}-{u['key']}" for u in used})}
+
+
+def profile_markdown(name: str) -> list[str]:
+    """The profile's full definition (training configs, evaluation budget, distillation preset) as a table."""
+    from dataclasses import asdict
+
+    from .presets import PRESETS
+    from .profiles import get_profile
+
+    prof = get_profile(name)
+    lines = [f"## Profile `{name}`", "", "| part | setting |", "|---|---|"]
+    for part in ("eval", "scores", "features"):
+        cfg = {k: v for k, v in asdict(getattr(prof, part)).items() if v is not None}
+        lines.append(f"| {part} training | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
+    budget = (f"epochs × subset size = {prof.eval_full_epochs:g} × training-set size, clipped to "
+              f"[{prof.eval_min_epochs}, {prof.eval_max_epochs or '∞'}] epochs") if prof.eval_full_epochs else \
+        f"{prof.eval.epochs} epochs at every subset size"
+    lines += [f"| evaluation budget | {budget} |", f"| runs per result | {prof.runs} (mean ± std) |",
+              f"| real images for coverage | {prof.coverage_real or 'all'} |",
+              f"| test images | {prof.test_subset or 'all'}, split into validation / test halves |"]
+    if prof.preset in PRESETS:
+        pre = PRESETS[prof.preset]
+        for part in ("expert", "distill"):
+            cfg = {k: v for k, v in asdict(getattr(pre, part)).items() if v is not None}
+            lines.append(f"| {part} (preset `{prof.preset}`) | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
+    else:
+        lines.append("| distillation | the paper's preset for each dataset and IPC (FACTS §3) |")
+    nb = PROFILE_PARAMETERS.get(name, {})
+    if nb:
+        lines += ["", "Notebook parameters at this profile (on top of `profile`):", "",
+                  "| notebook | parameters |", "|---|---|"]
+        lines += [f"| {k} | " + ", ".join(f"`{a}={b}`" for a, b in v.items()) + " |" for k, v in nb.items()]
+    return lines + [""]
 
 
 def write_status(rows: list[dict], path: Path) -> None:
-    lines = ["# Execution status", "",
+    lines = ["# Execution status and compute cost", "",
              "Each notebook was executed by papermill for this build of the book. *Build time* is this build's "
              "execution; *result compute time* is what the cached results it read took to compute when they were "
              "made (at the profile shown), which is what a rerun from scratch costs.", "",
@@ -77,7 +112,36 @@ def write_status(rows: list[dict], path: Path) -> None:
         status = "ok" if not r["error"] else f"failed: {r['error'][:80]}"
         lines.append(f"| {r['notebook']} | {r['parameters'].get('profile', '–')} | {r['seconds']:.0f} | {r['results']} | "
                      f"{r['computed']} | {r['compute_seconds'] / 60:.1f} | {status} |")
+    total = sum(r["compute_seconds"] for r in rows)
+    lines += ["", f"Computing every result from scratch took {total / 60:.0f} min in all (sum of the last column), "
+              "on the machine that made them: 2 CPU cores, no GPU.", ""]
+    for name in sorted({r["parameters"].get("profile") for r in rows} - {None}):
+        lines += profile_markdown(name)
     path.write_text("\n".join(lines) + "\n")
+
+
+def prune(profile: str, delete: bool, root: Path = ROOT) -> int:
+    """Results under ``results/<profile>`` that no notebook read in the last execution of every notebook."""
+    status = root / "book" / "status.json"
+    rows = json.loads(status.read_text()) if status.exists() else []
+    ran = {r["notebook"] for r in rows if r["parameters"].get("profile") == profile and not r["error"] and "keys" in r}
+    missing = {s.stem for s in notebook_sources(root)} - {QUICKSTART} - ran
+    if missing:
+        print(f"selmatch.book: error: execute {', '.join(sorted(missing))} at profile={profile!r} first "
+              "(prune needs every notebook's list of results)", file=sys.stderr)
+        return 2
+    used = {k for r in rows if r["notebook"] in ran for k in r["keys"]}
+    # our own scores are an input to other results' computations (easy/hard test halves), read only when
+    # those are computed: they stay
+    stale = sorted(f for f in (root / "results" / profile).glob("*.json")
+                   if f.stem not in used and not f.stem.startswith(KEEP))
+    for f in stale:
+        print(f"{'removed' if delete else 'unused'}: {f.relative_to(root)}")
+        if delete:
+            f.unlink()
+            f.with_suffix(".npz").unlink(missing_ok=True)
+    print(f"{len(stale)} unused of {len(stale) + len(used)} results")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--profile", default="cpu", help="compute profile passed to every notebook (default cpu)")
     e.add_argument("--only", nargs="*", help="notebook names (e.g. 02_sliding_window)")
     e.add_argument("--keep-going", action="store_true", help="run the rest after a failure (exit 1 at the end)")
+    pr = sub.add_parser("prune", help="list (or --delete) cached results no notebook read in the last build")
+    pr.add_argument("--profile", required=True)
+    pr.add_argument("--delete", action="store_true", help="remove them (default: only list)")
     args = p.parse_args(argv)
     from .profiles import get_profile
+
+    if args.command == "prune":
+        return prune(args.profile, args.delete)
 
     try:
         get_profile(args.profile)
