@@ -1,0 +1,166 @@
+"""``make bench``: measure selmatch against the official code's figures and print ``targets met: K/N``.
+
+    python -m benchmarks [--reps 3] [--quick] [--only distill constant train book] [--json PATH]
+
+Each measurement runs in its own process (``benchmarks.workloads``) so its peak resident set size is
+its own; distillation ratios divide by a plain training step measured in the same process, on the
+same network and batch, just before and after the unroll.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from .targets import OFFICIAL, TARGETS, met
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("distill", "constant", "train", "book")
+
+
+def _run(args: list[str]) -> dict:
+    r = subprocess.run([sys.executable, "-m", "benchmarks.workloads", *args], capture_output=True, text=True,
+                       cwd=ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(f"benchmark process {' '.join(args)} failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def _repeat(args: list[str], reps: int, keys: tuple[str, ...]) -> dict:
+    runs = [_run(args) for _ in range(reps)]
+    return {**{k: _stats([r[k] for r in runs]) for k in keys}, "runs": runs}
+
+
+def _fmt(s: dict | None, digits: int = 2) -> str:
+    if s is None:
+        return "–"
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return f"{s['median']:.{digits}f}"
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–{s['max']:.{digits}f}]"
+
+
+def _value(s: dict | None) -> str:
+    return f"{s['median']:.2f}" if s else "–"
+
+
+def book_seconds() -> dict | None:
+    """The last ``make book`` with every result cached, as timed by the Makefile (book/build_time.json)."""
+    path = ROOT / "book" / "build_time.json"
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    if rec.get("computed", 0) or not rec.get("ok", False):
+        print(f"(the last make book computed {rec.get('computed')} results or failed: not a cached build)")
+        return None
+    return {**rec, "stats": _stats([rec["seconds"]])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=3, help="processes per measurement (default 3)")
+    p.add_argument("--quick", action="store_true", help="small shapes, 1 repetition: checks the harness, not targets")
+    p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
+    a = p.parse_args(argv)
+    if a.reps < 1:
+        p.error(f"--reps={a.reps} must be >= 1")
+    reps = 1 if a.quick else a.reps
+    width, steps, const_steps = (16, (2, 4), (2, 4)) if a.quick else (128, (5, 10, 20), (5, 20, 40))
+    n_train, n_expert, epochs = (64, 256, 1) if a.quick else (500, 2560, 3)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
+          f"{reps} process(es) per figure: median [min–max]" + ("; QUICK: not comparable with targets" if a.quick else ""))
+    figures: dict[str, dict] = {}
+    rows: dict[str, dict] = {}
+
+    if "distill" in a.only or "constant" in a.only:
+        print("\ndistillation, CIFAR-10 shapes, IPC 10 (100 images), batch 100, DSA")
+        print(f"{'network':<11} {'memory':<9} {'syn_steps':>9} {'plain ms':>14} {'unrolled s/step':>20} "
+              f"{'ratio':>20} {'peak GB':>20}  official ratio / peak")
+        cases = []
+        if "distill" in a.only:
+            cases += [(net, s, "default") for net in ("convnet", "convnet_bn") for s in steps]
+        if "constant" in a.only:
+            cases += [("convnet", s, "constant") for s in const_steps]
+            if "distill" not in a.only:
+                cases += [("convnet", const_steps[1], "default")]
+        for net, s, mem in cases:
+            r = _repeat(["distill", "--network", net, "--syn-steps", str(s), "--memory", mem, "--width", str(width)],
+                        reps, ("plain_s", "step_s", "ratio", "peak_gb"))
+            rows[f"{net}/{mem}/{s}"] = r
+            off_r = OFFICIAL["distill_ratio"].get(net, {}).get(s)
+            off_m = OFFICIAL["distill_peak_gb"].get(net, {}).get(s) if mem == "default" else None
+            ms = {k: v * 1000 for k, v in r["plain_s"].items() if k != "n"} | {"n": r["plain_s"]["n"]}
+            print(f"{net:<11} {mem:<9} {s:>9} {_fmt(ms, 0):>14} {_fmt(r['step_s']):>20} {_fmt(r['ratio']):>20} "
+                  f"{_fmt(r['peak_gb']):>20}  {off_r if mem == 'default' and off_r else '–'} / {off_m or '–'}")
+            if mem == "default":
+                figures[f"ratio/{net}/{s}"] = r["ratio"]
+                if net == "convnet":
+                    figures[f"peak_gb/default/{s}"] = r["peak_gb"]
+        lo, hi = f"convnet/constant/{const_steps[0]}", f"convnet/constant/{const_steps[-1]}"
+        if lo in rows and hi in rows:
+            figures["constant/peak_40_over_5"] = _stats([rows[hi]["peak_gb"]["median"] / rows[lo]["peak_gb"]["median"]])
+        mid_c, mid_d = f"convnet/constant/{const_steps[1]}", f"convnet/default/{const_steps[1]}"
+        if mid_c in rows and mid_d in rows:   # time per step relative to the plain step, so drift cancels
+            figures["constant/time_over_default"] = _stats([rows[mid_c]["ratio"]["median"] / rows[mid_d]["ratio"]["median"]])
+
+    if "train" in a.only:
+        print(f"\ntraining throughput, CIFAR-10 shapes ({n_train}-image set, batch 128; experts: {n_expert} images, batch 256)")
+        print(f"{'workload':<44} {'img/s':>22}  official")
+        for net, aug, key in (("convnet", "combined", "eval_img_s"), ("resnet18_bn", "combined", "eval_img_s"),
+                              ("convnet", "none", "eval_plain_img_s"), ("resnet18_bn", "none", "eval_plain_img_s")):
+            ep = epochs if net == "convnet" or a.quick else 2
+            r = _repeat(["train", "--network", net, "--n", str(n_train), "--augmentation", aug, "--epochs", str(ep)]
+                        + (["--width", str(width)] if a.quick else []), reps, ("img_s",))
+            rows[f"train/{net}/{aug}"] = r
+            print(f"{'evaluation ' + net + ', ' + aug:<44} {_fmt(r['img_s'], 1):>22}  {OFFICIAL[key][net]}")
+            if key == "eval_img_s":
+                figures[f"eval_img_s/{net}"] = r["img_s"]
+        r = _repeat(["train", "--network", "convnet_bn", "--n", str(n_expert), "--batch", "256", "--augmentation", "none",
+                     "--epochs", str(max(1, epochs - 1)), "--expert"] + (["--width", str(width)] if a.quick else []),
+                    reps, ("img_s",))
+        rows["expert/convnet_bn"] = r
+        figures["expert_img_s/convnet_bn"] = r["img_s"]
+        print(f"{'expert training convnet_bn':<44} {_fmt(r['img_s'], 1):>22}  {OFFICIAL['expert_img_s']['convnet_bn']}")
+
+    if "book" in a.only:
+        b = book_seconds()
+        print("\nmake book, every result cached: " + (f"{b['seconds']:.0f} s ({b['profile']} profile, {b['date']})"
+                                                     if b else "not measured yet (run `make book`; it records its time)"))
+        if b:
+            figures["book_cached_s"] = b["stats"]
+            rows["book"] = b
+
+    print("\n" + f"{'target':<78} {'ours':>10} {'bound':>10}  met")
+    results = []
+    for key, desc, cmp, bound in TARGETS:
+        s = figures.get(key)
+        ok = met(s["median"] if s else None, cmp, bound)
+        results.append({"key": key, "description": desc, "comparison": cmp, "bound": bound,
+                        "value": s, "met": ok})
+        print(f"{desc:<78} {_value(s):>10} "
+              f"{cmp} {bound:<7.2f}  {'yes' if ok else 'no' if ok is False else 'not measured'}")
+    k = sum(r["met"] is True for r in results)
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "quick": a.quick, "reps": reps,
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+        "config": {"width": width, "syn_steps": steps, "constant_syn_steps": const_steps, "n_train": n_train,
+                   "n_expert": n_expert}, "targets": results, "rows": rows}, indent=1) + "\n")
+    print(f"\nwritten {a.json.relative_to(ROOT) if a.json.is_relative_to(ROOT) else a.json}")
+    print(f"targets met: {k}/{len(TARGETS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
