@@ -61,13 +61,16 @@ def test_profile_parameters_name_real_parameters():
             assert set(params) <= defined, (name, set(params) - defined)
 
 
-def test_committed_smoke_results_rebuild_the_book_offline(tmp_path, monkeypatch):
-    """A fresh clone builds the book from results/smoke with no data: every analysis notebook reads its
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypatch):
+    """A fresh clone builds the book from results/<profile> with no data: every analysis notebook reads its
     results from the committed cache and computes nothing (catches config changes that orphan them)."""
     import shutil
 
-    if not (ROOT / "results" / "smoke").exists():
-        pytest.skip("no committed smoke results")
+    from selmatch.book import PROFILE_PARAMETERS
+
+    if not (ROOT / "results" / profile).exists():
+        pytest.skip(f"no committed {profile} results")
     shutil.copytree(ROOT / "results", tmp_path / "results")
     monkeypatch.setenv("SELMATCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("SELMATCH_RUNS", str(tmp_path / "runs"))
@@ -76,7 +79,8 @@ def test_committed_smoke_results_rebuild_the_book_offline(tmp_path, monkeypatch)
     for name in NOTEBOOKS:
         if name == QUICKSTART:
             continue
-        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", {"profile": "smoke"})
+        params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
+        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", params)
         assert row["error"] is None and row["computed"] == 0, (name, row)
 
 
