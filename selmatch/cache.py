@@ -67,11 +67,12 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
                 record["result"]["arrays"] = {k: z[k] for k in z.files}
         _log(record, True)
         return {**record, "cached": True}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = compute()
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     arrays = result.pop("arrays", None) if isinstance(result, dict) else None
     record = {"name": name, "key": key, "config": config, "version": code_version(), "seconds": seconds,
+              "cpu_seconds": cpu_seconds,   # all threads; wall time above also counts waiting for other jobs
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "result": result}
     if provenance is not None:
         record["provenance"] = provenance()
