@@ -55,6 +55,8 @@ class Context:
     def preset(self, ipc: int | None = None) -> Preset:
         if self.prof.preset != "paper":
             preset = PRESETS[self.prof.preset]
+            if self.dataset.startswith("tinyimagenet"):         # a 64x64 variant if the scale has one
+                preset = PRESETS.get(f"{self.prof.preset}-tiny", preset)
             if self.dataset.startswith("tinyimagenet") and preset.expert.depth is None:   # ConvNetD4 for 64x64
                 preset = replace(preset, expert=replace(preset.expert, depth=4))
             return preset
