@@ -10,6 +10,9 @@ from selmatch.book import QUICKSTART, ROOT, execute, notebook_sources
 
 NOTEBOOKS = [p.stem for p in notebook_sources()]
 NEEDS_DATA = {"06_tinyimagenet": "tinyimagenet_c10_train.npz"}
+# Notebooks whose cpu results are all committed (issue 6 is filling this in; when it holds every notebook,
+# `make book` switches to the cpu profile).
+CPU_PUBLISHED = ["01_scores", "02_sliding_window", "05_main_results"]
 
 
 def test_every_analysis_has_a_notebook_with_parameters():
@@ -77,7 +80,7 @@ def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypat
     monkeypatch.setenv("SELMATCH_OFFLINE", "1")
     monkeypatch.delenv("SELMATCH_DATA", raising=False)
     for name in NOTEBOOKS:
-        if name == QUICKSTART:
+        if name == QUICKSTART or (profile == "cpu" and name not in CPU_PUBLISHED):
             continue
         params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
         row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", params)

@@ -39,7 +39,9 @@ def test_ci_and_makefile_wiring():
     assert "set -euo pipefail" in ci and "make test" in ci and "SELMATCH_DATA" in ci
     make = (ROOT / "Makefile").read_text()
     assert re.search(r"^test:", make, re.M) and re.search(r"^book:", make, re.M)
-    assert "-n -W --keep-going" in make
+    assert "selmatch.book build" in make               # which builds the HTML with warnings as errors:
+    build = (ROOT / "selmatch" / "book.py").read_text().split("def build(", 1)[1].split("\ndef ", 1)[0]
+    assert all(f'"{flag}"' in build for flag in ("-n", "-W", "--keep-going"))
 
 
 def test_toc_files_exist():
