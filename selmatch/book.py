@@ -30,7 +30,7 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
         "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.0, 0.4, 0.8]},
         "03_coverage": {"ipcs": [250, 500], "betas": [0.6, 0.8], "alpha": 0.25, "eval_at": [0, 20, 40, 60]},
         "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25},
-        "05_main_results": {"ipcs": [250, 500, 1000], "betas": [0.6, 0.8], "alphas": [0.25]},   # 1500: next session
+        "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.6, 0.8], "alphas": [0.25]},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.4, 0.6, 0.8], "alpha": 0.25},
     },
 }
