@@ -149,14 +149,11 @@ def _expert_cfg(args):
 
 
 def cmd_experts(args) -> int:
-    from .experts import train_experts
+    from .experts import expert_indices, train_experts
 
     ds = _load(args)
     cfg = _expert_cfg(args)
-    idx = torch.arange(len(ds.y_train))
-    if cfg.max_per_class is not None:
-        idx = random_subset(ds.y_train, min(cfg.max_per_class, int(torch.bincount(ds.y_train).min())),
-                            args.seed, ds.num_classes).select_idx
+    idx = expert_indices(ds.y_train, cfg.max_per_class, args.seed, ds.num_classes)
     t0 = time.perf_counter()
     paths = train_experts(ds.normalize(ds.x_train[idx]), ds.y_train[idx], ds.normalize(ds.x_test), ds.y_test, cfg,
                           Path(args.out), seed=args.seed, num_classes=ds.num_classes, resume=args.resume,

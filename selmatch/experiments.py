@@ -21,7 +21,7 @@ from .data import ImageDataset, load_dataset
 from .difficulty import record_difficulty
 from .distill import distill
 from .evaluate import evaluate, halves, selection_set
-from .experts import train_experts
+from .experts import expert_indices, train_experts
 from .presets import PRESETS, Preset
 from .profiles import Profile, get_profile
 from .scores import load_scores
@@ -238,8 +238,7 @@ def experts(ctx: Context, ipc: int | None = None) -> Path:
     out = Path(ctx.runs) / "experts" / f"{ctx.dataset}-{config_key({**ctx.base(), 'expert': asdict(cfg)})}"
     if len(list(out.glob("expert_*.pt"))) < cfg.num_experts:
         ds = dataset(ctx.dataset)
-        idx = torch.arange(len(ds.y_train)) if cfg.max_per_class is None else \
-            random_subset(ds.y_train, cfg.max_per_class, ctx.seed, ds.num_classes).select_idx
+        idx = expert_indices(ds.y_train, cfg.max_per_class, ctx.seed, ds.num_classes)
         x_test, y_test, _ = test_split(ctx, ds)
         train_experts(ds.normalize(ds.x_train[idx]), ds.y_train[idx], x_test, y_test, cfg, out, seed=ctx.seed,
                       num_classes=ds.num_classes, device=ctx.device, resume=True, progress=False,

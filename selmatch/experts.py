@@ -65,6 +65,17 @@ class Trajectory:
         return len(self.params) - 1
 
 
+def expert_indices(y: torch.Tensor, max_per_class: int | None, seed: int, num_classes: int) -> torch.Tensor:
+    """The training images the experts see: all of them (``max_per_class=None``), or a class-balanced
+    random subset of ``max_per_class`` images per class, capped at the smallest class (TinyImageNet has
+    500 per class, below the ``cpu`` preset's 1,000)."""
+    if max_per_class is None:
+        return torch.arange(len(y))
+    from .select import random_subset
+
+    smallest = int(torch.bincount(y, minlength=num_classes).min())
+    return random_subset(y, min(max_per_class, smallest), seed, num_classes).select_idx
+
 def flat_params(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).cpu().float() for p in model.parameters()])
 

@@ -217,3 +217,15 @@ def test_constant_memory_distill_matches_default(mnist, experts):
     b = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa", memory="constant"), **args)
     assert torch.allclose(a.images, b.images, atol=1e-3) and a.syn_lr == pytest.approx(b.syn_lr, rel=1e-4)
     assert a.history["loss"] == pytest.approx(b.history["loss"], rel=1e-4)
+
+
+def test_expert_indices_cap_at_the_smallest_class():
+    from selmatch.experts import expert_indices
+
+    y = torch.cat([torch.zeros(7, dtype=torch.long), torch.ones(5, dtype=torch.long), torch.full((9,), 2)])
+    assert torch.equal(expert_indices(y, None, 0, 3), torch.arange(21))
+    few = expert_indices(y, 3, 0, 3)
+    assert torch.equal(torch.bincount(y[few], minlength=3), torch.tensor([3, 3, 3]))
+    capped = expert_indices(y, 1000, 0, 3)       # more than any class holds: every class gives 5
+    assert torch.equal(torch.bincount(y[capped], minlength=3), torch.tensor([5, 5, 5]))
+    assert len(set(capped.tolist())) == 15
