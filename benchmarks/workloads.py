@@ -23,9 +23,10 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # ru_maxrss is in KiB on Linux
 
 
-def _net(network: str, width: int, n: int, seed: int = 0):
+def _net(network: str, width: int, n: int, seed: int = 0, recompute: int = 0):
     torch.manual_seed(seed)
     model = build_model(network, 3, 10, 32, width=width)
+    model.recompute_blocks = recompute
     return model, torch.randn(n, 3, 32, 32), torch.arange(n) % 10
 
 
@@ -59,15 +60,16 @@ def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -
     return time.perf_counter() - t0
 
 
-def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int) -> dict:
-    model, x, y = _net(network, width, n)
+def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int,
+                recompute: int = 1) -> dict:
+    model, x, y = _net(network, width, n, recompute=recompute)
     g = torch.Generator().manual_seed(0)
     distill_iteration(model, x, y, 1, batch, memory, g)                 # warm-up (allocator, kernels)
     plain = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps + 1)][1:]
     seconds = distill_iteration(model, x, y, syn_steps, batch, memory, g)
     plain_after = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps)]
     p = statistics.median(plain + plain_after)                          # bracketing the unroll: drift cancels
-    return {"network": network, "syn_steps": syn_steps, "memory": memory, "plain_s": p,
+    return {"network": network, "syn_steps": syn_steps, "memory": memory, "recompute": recompute, "plain_s": p,
             "step_s": seconds / syn_steps, "ratio": seconds / syn_steps / p, "peak_gb": peak_rss_gb()}
 
 
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--n", type=int, default=100)
     d.add_argument("--batch", type=int, default=100)
     d.add_argument("--plain-reps", type=int, default=3)
+    d.add_argument("--recompute", type=int, default=1,
+                   help="ConvNet blocks recomputed in the unroll (selmatch.recompute); 1 is what distill() uses")
     t = sub.add_parser("train")
     t.add_argument("--network", default="convnet")
     t.add_argument("--n", type=int, default=500)
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--expert", action="store_true", help="the expert recipe: lr 0.01, no momentum, no weight decay")
     a = p.parse_args(argv)
     if a.kind == "distill":
-        out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps)
+        out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps, a.recompute)
     else:
         e = ExpertConfig()
         extra = dict(lr=e.lr, momentum=e.momentum, weight_decay=e.weight_decay) if a.expert else {}

@@ -41,13 +41,20 @@ def matching_grads(model, names, shapes, start: torch.Tensor, target: torch.Tens
     eta = syn_lr.detach()
     thetas, states = [start.detach()], []
     theta = start.detach()
-    for idx in batches:                                       # forward sweep: no graph kept
-        states.append(g.get_state())                          # to replay this step's augmentation
-        theta = theta.requires_grad_(True)
-        loss = _step_loss(model, names, shapes, theta, x_all, y, idx, g, augmentation)
-        grad, = torch.autograd.grad(loss, theta)
-        theta = (theta - eta * grad).detach()
-        thetas.append(theta)
+    recompute = getattr(model, "recompute_blocks", None)
+    if recompute is not None:          # first-order only here: recomputing blocks would buy nothing
+        model.recompute_blocks = 0
+    try:
+        for idx in batches:                                   # forward sweep: no graph kept
+            states.append(g.get_state())                      # to replay this step's augmentation
+            theta = theta.requires_grad_(True)
+            loss = _step_loss(model, names, shapes, theta, x_all, y, idx, g, augmentation)
+            grad, = torch.autograd.grad(loss, theta)
+            theta = (theta - eta * grad).detach()
+            thetas.append(theta)
+    finally:
+        if recompute is not None:
+            model.recompute_blocks = recompute
     denom = (start - target).square().sum()
     loss = (theta - target).square().sum() / denom
     lam = 2 * (theta - target) / denom                        # dL/dtheta_N
