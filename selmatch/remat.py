@@ -37,24 +37,29 @@ def matching_grads(model, names, shapes, start: torch.Tensor, target: torch.Tens
                    g: torch.Generator, augmentation: str = "none") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Matching loss and its gradients w.r.t. ``x_dis`` and ``syn_lr``, in memory independent of the
     number of steps. Consumes ``g`` exactly as the default unroll does."""
+    recompute = getattr(model, "recompute_blocks", None)
+    if recompute is not None:     # one step's graph at a time already: recomputing blocks would only cost time
+        model.recompute_blocks = 0
+    try:
+        return _matching_grads(model, names, shapes, start, target, x_select, x_dis, y, syn_lr, batches, g,
+                               augmentation)
+    finally:
+        if recompute is not None:
+            model.recompute_blocks = recompute
+
+
+def _matching_grads(model, names, shapes, start, target, x_select, x_dis, y, syn_lr, batches, g, augmentation):
     x_all = torch.cat([x_select, x_dis.detach()])
     eta = syn_lr.detach()
     thetas, states = [start.detach()], []
     theta = start.detach()
-    recompute = getattr(model, "recompute_blocks", None)
-    if recompute is not None:          # first-order only here: recomputing blocks would buy nothing
-        model.recompute_blocks = 0
-    try:
-        for idx in batches:                                   # forward sweep: no graph kept
-            states.append(g.get_state())                      # to replay this step's augmentation
-            theta = theta.requires_grad_(True)
-            loss = _step_loss(model, names, shapes, theta, x_all, y, idx, g, augmentation)
-            grad, = torch.autograd.grad(loss, theta)
-            theta = (theta - eta * grad).detach()
-            thetas.append(theta)
-    finally:
-        if recompute is not None:
-            model.recompute_blocks = recompute
+    for idx in batches:                                       # forward sweep: no graph kept
+        states.append(g.get_state())                          # to replay this step's augmentation
+        theta = theta.requires_grad_(True)
+        loss = _step_loss(model, names, shapes, theta, x_all, y, idx, g, augmentation)
+        grad, = torch.autograd.grad(loss, theta)
+        theta = (theta - eta * grad).detach()
+        thetas.append(theta)
     denom = (start - target).square().sum()
     loss = (theta - target).square().sum() / denom
     lam = 2 * (theta - target) / denom                        # dL/dtheta_N
