@@ -60,16 +60,15 @@ def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -
     return time.perf_counter() - t0
 
 
-def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int,
-                recompute: int = 1) -> dict:
-    model, x, y = _net(network, width, n, recompute=recompute)
+def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int) -> dict:
+    model, x, y = _net(network, width, n, recompute=int(memory == "recompute"))
     g = torch.Generator().manual_seed(0)
     distill_iteration(model, x, y, 1, batch, memory, g)                 # warm-up (allocator, kernels)
     plain = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps + 1)][1:]
     seconds = distill_iteration(model, x, y, syn_steps, batch, memory, g)
     plain_after = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps)]
     p = statistics.median(plain + plain_after)                          # bracketing the unroll: drift cancels
-    return {"network": network, "syn_steps": syn_steps, "memory": memory, "recompute": recompute, "plain_s": p,
+    return {"network": network, "syn_steps": syn_steps, "memory": memory, "plain_s": p,
             "step_s": seconds / syn_steps, "ratio": seconds / syn_steps / p, "peak_gb": peak_rss_gb()}
 
 
@@ -94,13 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("distill")
     d.add_argument("--network", default="convnet")
     d.add_argument("--syn-steps", type=int, default=10)
-    d.add_argument("--memory", default="default", choices=["default", "constant"])
+    d.add_argument("--memory", default="default", choices=["default", "recompute", "constant"])
     d.add_argument("--width", type=int, default=128)
     d.add_argument("--n", type=int, default=100)
     d.add_argument("--batch", type=int, default=100)
     d.add_argument("--plain-reps", type=int, default=3)
-    d.add_argument("--recompute", type=int, default=1,
-                   help="ConvNet blocks recomputed in the unroll (selmatch.recompute); 1 is what distill() uses")
     t = sub.add_parser("train")
     t.add_argument("--network", default="convnet")
     t.add_argument("--n", type=int, default=500)
@@ -111,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--expert", action="store_true", help="the expert recipe: lr 0.01, no momentum, no weight decay")
     a = p.parse_args(argv)
     if a.kind == "distill":
-        out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps, a.recompute)
+        out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps)
     else:
         e = ExpertConfig()
         extra = dict(lr=e.lr, momentum=e.momentum, weight_decay=e.weight_decay) if a.expert else {}

@@ -57,8 +57,8 @@ class ConvNet(nn.Module):
 
     ``recompute_blocks = k`` (default 0) runs the first ``k`` blocks through
     :func:`selmatch.recompute.recomputed` whenever autograd is recording: the same values and gradients,
-    with only each block's input kept for the backward passes. The distillation sets it to 1, which
-    cuts the memory of a twice-differentiated unroll step by about 70 %."""
+    with only each block's input kept for the backward passes. ``DistillConfig(memory="recompute")`` sets
+    it to 1, which cuts the memory of a twice-differentiated unroll step by about two thirds."""
 
     def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3,
                  norm: str = "instance"):
