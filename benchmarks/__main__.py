@@ -84,29 +84,31 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
 
     if "distill" in a.only or "constant" in a.only:
-        print("\ndistillation, CIFAR-10 shapes, IPC 10 (100 images), batch 100, DSA")
+        print("\ndistillation, CIFAR-10 shapes, IPC 10 (100 images), batch 100, DSA; memory modes as in "
+              "DistillConfig.memory: default, recompute (first block recomputed), constant")
         print(f"{'network':<11} {'memory':<9} {'syn_steps':>9} {'plain ms':>14} {'unrolled s/step':>20} "
               f"{'ratio':>20} {'peak GB':>20}  official ratio / peak")
         cases = []
         if "distill" in a.only:
             cases += [(net, s, "default") for net in ("convnet", "convnet_bn") for s in steps]
+            cases += [("convnet", s, "recompute") for s in steps]
         if "constant" in a.only:
             cases += [("convnet", s, "constant") for s in const_steps]
             if "distill" not in a.only:
                 cases += [("convnet", const_steps[1], "default")]
         for net, s, mem in cases:
-            r = _repeat(["distill", "--network", net, "--syn-steps", str(s), "--memory", mem, "--width", str(width)],
+            r = _repeat(["distill", "--network", net, "--syn-steps", str(s), "--width", str(width), "--memory", mem],
                         reps, ("plain_s", "step_s", "ratio", "peak_gb"))
             rows[f"{net}/{mem}/{s}"] = r
             off_r = OFFICIAL["distill_ratio"].get(net, {}).get(s)
-            off_m = OFFICIAL["distill_peak_gb"].get(net, {}).get(s) if mem == "default" else None
+            off_m = OFFICIAL["distill_peak_gb"].get(net, {}).get(s) if mem != "constant" else None
             ms = {k: v * 1000 for k, v in r["plain_s"].items() if k != "n"} | {"n": r["plain_s"]["n"]}
             print(f"{net:<11} {mem:<9} {s:>9} {_fmt(ms, 0):>14} {_fmt(r['step_s']):>20} {_fmt(r['ratio']):>20} "
                   f"{_fmt(r['peak_gb']):>20}  {off_r if mem == 'default' and off_r else '–'} / {off_m or '–'}")
             if mem == "default":
                 figures[f"ratio/{net}/{s}"] = r["ratio"]
-                if net == "convnet":
-                    figures[f"peak_gb/default/{s}"] = r["peak_gb"]
+            if net == "convnet" and mem != "constant":
+                figures[f"peak_gb/{mem}/{s}"] = r["peak_gb"]
         lo, hi = f"convnet/constant/{const_steps[0]}", f"convnet/constant/{const_steps[-1]}"
         if lo in rows and hi in rows:
             figures["constant/peak_40_over_5"] = _stats([rows[hi]["peak_gb"]["median"] / rows[lo]["peak_gb"]["median"]])

@@ -23,9 +23,10 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # ru_maxrss is in KiB on Linux
 
 
-def _net(network: str, width: int, n: int, seed: int = 0):
+def _net(network: str, width: int, n: int, seed: int = 0, recompute: int = 0):
     torch.manual_seed(seed)
     model = build_model(network, 3, 10, 32, width=width)
+    model.recompute_blocks = recompute
     return model, torch.randn(n, 3, 32, 32), torch.arange(n) % 10
 
 
@@ -60,7 +61,7 @@ def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -
 
 
 def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int) -> dict:
-    model, x, y = _net(network, width, n)
+    model, x, y = _net(network, width, n, recompute=int(memory == "recompute"))
     g = torch.Generator().manual_seed(0)
     distill_iteration(model, x, y, 1, batch, memory, g)                 # warm-up (allocator, kernels)
     plain = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps + 1)][1:]
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("distill")
     d.add_argument("--network", default="convnet")
     d.add_argument("--syn-steps", type=int, default=10)
-    d.add_argument("--memory", default="default", choices=["default", "constant"])
+    d.add_argument("--memory", default="default", choices=["default", "recompute", "constant"])
     d.add_argument("--width", type=int, default=128)
     d.add_argument("--n", type=int, default=100)
     d.add_argument("--batch", type=int, default=100)

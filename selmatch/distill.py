@@ -40,6 +40,9 @@ class DistillationDiverged(RuntimeError):
     """The matching loss became NaN or infinite."""
 
 
+MEMORY_MODES = ("default", "recompute", "constant")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Distillation hyperparameters; defaults are the official CIFAR settings (FACTS §3)."""
@@ -55,7 +58,8 @@ class DistillConfig:
     momentum: float = 0.5
     augmentation: str = "dsa"     # "dsa" or "none" inside the unrolled student
     checkpoint_every: int = 100
-    memory: str = "default"       # "constant": per-step rematerialisation (selmatch.remat), same gradients
+    memory: str = "default"       # "recompute": first block recomputed (selmatch.recompute), ~1/3 the memory per
+                                  # step; "constant": per-step rematerialisation (selmatch.remat); same gradients
 
     def __post_init__(self):
         for name in ("iterations", "syn_steps", "expert_epochs", "max_start_epoch", "checkpoint_every"):
@@ -63,8 +67,8 @@ class DistillConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ValueError(f"batch_syn={self.batch_syn} must be >= 1 (or None for the whole set)")
-        if self.memory not in ("default", "constant"):
-            raise ValueError(f"memory={self.memory!r} must be 'default' or 'constant'")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory={self.memory!r} must be one of {', '.join(MEMORY_MODES)}")
         if self.augmentation not in ("dsa", "none"):
             raise ValueError(f"augmentation={self.augmentation!r} must be 'dsa' or 'none'")
         if not (self.lr_img > 0 and self.lr_init > 0 and self.lr_lr >= 0):
@@ -162,6 +166,8 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
                          f"of at least {cfg.max_start_epoch + cfg.expert_epochs - 1} epochs; these have {first.epochs}")
     ref = x_distill if len(x_distill) else x_select
     net = build_model(model, ref.shape[1], num_classes, ref.shape[-1], width=width, depth=depth)
+    if cfg.memory == "recompute" and hasattr(net, "recompute_blocks"):   # exact (selmatch.recompute)
+        net.recompute_blocks = 1
     mine = [(n, list(p.shape)) for n, p in net.named_parameters()]
     if mine != list(zip(first.names, first.shapes)):
         raise ValueError(f"the experts were trained with another network than model={model!r} "

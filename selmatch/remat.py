@@ -37,6 +37,18 @@ def matching_grads(model, names, shapes, start: torch.Tensor, target: torch.Tens
                    g: torch.Generator, augmentation: str = "none") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Matching loss and its gradients w.r.t. ``x_dis`` and ``syn_lr``, in memory independent of the
     number of steps. Consumes ``g`` exactly as the default unroll does."""
+    recompute = getattr(model, "recompute_blocks", None)
+    if recompute is not None:     # one step's graph at a time already: recomputing blocks would only cost time
+        model.recompute_blocks = 0
+    try:
+        return _matching_grads(model, names, shapes, start, target, x_select, x_dis, y, syn_lr, batches, g,
+                               augmentation)
+    finally:
+        if recompute is not None:
+            model.recompute_blocks = recompute
+
+
+def _matching_grads(model, names, shapes, start, target, x_select, x_dis, y, syn_lr, batches, g, augmentation):
     x_all = torch.cat([x_select, x_dis.detach()])
     eta = syn_lr.detach()
     thetas, states = [start.detach()], []

@@ -229,3 +229,14 @@ def test_expert_indices_cap_at_the_smallest_class():
     capped = expert_indices(y, 1000, 0, 3)       # more than any class holds: every class gives 5
     assert torch.equal(torch.bincount(y[capped], minlength=3), torch.tensor([5, 5, 5]))
     assert len(set(capped.tolist())) == 15
+
+
+def test_recompute_memory_distill_matches_default(mnist, experts):
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, width=4, seed=4, progress=False)
+    a = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa"), **args)
+    b = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa", memory="recompute"), **args)
+    assert torch.allclose(a.images, b.images, atol=1e-4) and a.syn_lr == pytest.approx(b.syn_lr, rel=1e-5)
+    assert a.history["loss"] == pytest.approx(b.history["loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="memory='lean'.*recompute"):
+        CFG.with_(memory="lean")
