@@ -210,12 +210,18 @@ def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", star
     def compute():
         ds = dataset(ctx.dataset)
         h = hardness(ctx, score)
-        sel = sliding_window(h, ds.y_train, ipc, beta, 0.0, start_mode, ds.num_classes)
+        try:
+            sel = sliding_window(h, ds.y_train, ipc, beta, 0.0, start_mode, ds.num_classes)
+        except ValueError as e:    # a window that does not fit is cached too: a rebuild without data knows it
+            return {"fits": False, "reason": str(e)}
         x, y, distilled = selection_set(ds, sel)
         return {**_eval(ctx, ds, x, y, distilled, augmentation, runs),
                 "window_mean_hardness": h[sel.indices].double().mean().item()}
 
-    return _cached(ctx, "window", config, compute)
+    res = _cached(ctx, "window", config, compute)
+    if res["result"].get("fits") is False:
+        raise ValueError(res["result"]["reason"])
+    return res
 
 
 def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | None = None) -> dict:
