@@ -210,13 +210,14 @@ def test_constant_memory_gradients_equal_default(augmentation):
     assert torch.equal(g.get_state(), g2.get_state())          # both modes consume the generator identically
 
 
-def test_constant_memory_distill_matches_default(mnist, experts):
+@pytest.mark.parametrize("memory, atol, rel", [("constant", 1e-3, 1e-4), ("recompute", 1e-4, 1e-5)])
+def test_memory_modes_distill_match_default(mnist, experts, memory, atol, rel):
     xs, ys, xd, yd = small_sets(mnist)
     args = dict(num_classes=10, width=4, seed=4, progress=False)
     a = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa"), **args)
-    b = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa", memory="constant"), **args)
-    assert torch.allclose(a.images, b.images, atol=1e-3) and a.syn_lr == pytest.approx(b.syn_lr, rel=1e-4)
-    assert a.history["loss"] == pytest.approx(b.history["loss"], rel=1e-4)
+    b = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa", memory=memory), **args)
+    assert torch.allclose(a.images, b.images, atol=atol) and a.syn_lr == pytest.approx(b.syn_lr, rel=rel)
+    assert a.history["loss"] == pytest.approx(b.history["loss"], rel=rel)
 
 
 def test_expert_indices_cap_at_the_smallest_class():
@@ -231,12 +232,6 @@ def test_expert_indices_cap_at_the_smallest_class():
     assert len(set(capped.tolist())) == 15
 
 
-def test_recompute_memory_distill_matches_default(mnist, experts):
-    xs, ys, xd, yd = small_sets(mnist)
-    args = dict(num_classes=10, width=4, seed=4, progress=False)
-    a = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa"), **args)
-    b = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(augmentation="dsa", memory="recompute"), **args)
-    assert torch.allclose(a.images, b.images, atol=1e-4) and a.syn_lr == pytest.approx(b.syn_lr, rel=1e-5)
-    assert a.history["loss"] == pytest.approx(b.history["loss"], rel=1e-5)
+def test_bad_memory_mode_names_the_valid_ones():
     with pytest.raises(ValueError, match="memory='lean'.*recompute"):
         CFG.with_(memory="lean")
