@@ -1,6 +1,6 @@
 # Two commands do all the set-up: `make test` and `make book`. Each creates .venv when missing.
 PYTHON ?= python3
-PROFILE ?= smoke
+PROFILE ?= cpu
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.selmatch-installed

@@ -10,9 +10,6 @@ from selmatch.book import QUICKSTART, ROOT, execute, notebook_sources
 
 NOTEBOOKS = [p.stem for p in notebook_sources()]
 NEEDS_DATA = {"06_tinyimagenet": "tinyimagenet_c10_train.npz"}
-# Notebooks whose cpu results are all committed (issue 6 is filling this in; when it holds every notebook,
-# `make book` switches to the cpu profile).
-CPU_PUBLISHED = ["01_scores", "02_sliding_window", "03_coverage", "04_ablations", "05_main_results"]
 
 
 def test_every_analysis_has_a_notebook_with_parameters():
@@ -80,7 +77,7 @@ def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypat
     monkeypatch.setenv("SELMATCH_OFFLINE", "1")
     monkeypatch.delenv("SELMATCH_DATA", raising=False)
     for name in NOTEBOOKS:
-        if name == QUICKSTART or (profile == "cpu" and name not in CPU_PUBLISHED):
+        if name == QUICKSTART:
             continue
         params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
         row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", params)
@@ -109,3 +106,12 @@ def test_prune_removes_only_results_no_notebook_read(tmp_path, capsys):
     assert prune("p", False, tmp_path) == 0 and len(list(res.iterdir())) == 5   # listing only
     assert prune("p", True, tmp_path) == 0
     assert sorted(f.name for f in res.iterdir()) == ["our_scores-ddd.json", "selmatch-ccc.json", "window-aaa.json"]
+
+
+def test_from_scratch_time_charges_a_shared_result_once():
+    from selmatch.book import first_compute_seconds
+
+    rows = [{"key_seconds": {"window-a": 60.0, "random-b": 30.0}},
+            {"key_seconds": {"window-a": 60.0, "selmatch-c": 300.0}},
+            {"key_seconds": {}}]
+    assert first_compute_seconds(rows) == [90.0, 300.0, 0.0]
