@@ -117,23 +117,28 @@ def main(argv: list[str] | None = None) -> int:
             figures["constant/time_over_default"] = _stats([rows[mid_c]["ratio"]["median"] / rows[mid_d]["ratio"]["median"]])
 
     if "train" in a.only:
-        print(f"\ntraining throughput, CIFAR-10 shapes ({n_train}-image set, batch 128; experts: {n_expert} images, batch 256)")
-        print(f"{'workload':<44} {'img/s':>22}  official")
-        for net, aug, key in (("convnet", "combined", "eval_img_s"), ("resnet18_bn", "combined", "eval_img_s"),
-                              ("convnet", "none", "eval_plain_img_s"), ("resnet18_bn", "none", "eval_plain_img_s")):
-            ep = epochs if net == "convnet" or a.quick else 2
-            r = _repeat(["train", "--network", net, "--n", str(n_train), "--augmentation", aug, "--epochs", str(ep)]
-                        + (["--width", str(width)] if a.quick else []), reps, ("img_s",))
-            rows[f"train/{net}/{aug}"] = r
-            print(f"{'evaluation ' + net + ', ' + aug:<44} {_fmt(r['img_s'], 1):>22}  {OFFICIAL[key][net]}")
-            if key == "eval_img_s":
-                figures[f"eval_img_s/{net}"] = r["img_s"]
-        r = _repeat(["train", "--network", "convnet_bn", "--n", str(n_expert), "--batch", "256", "--augmentation", "none",
-                     "--epochs", str(max(1, epochs - 1)), "--expert"] + (["--width", str(width)] if a.quick else []),
-                    reps, ("img_s",))
-        rows["expert/convnet_bn"] = r
-        figures["expert_img_s/convnet_bn"] = r["img_s"]
-        print(f"{'expert training convnet_bn':<44} {_fmt(r['img_s'], 1):>22}  {OFFICIAL['expert_img_s']['convnet_bn']}")
+        print(f"\ntraining throughput, CIFAR-10 shapes ({n_train}-image set, batch 128; experts: {n_expert} images, "
+              "batch 256): eager PyTorch and SELMATCH_COMPILE=1 (torch.compile), side by side")
+        print(f"{'workload':<36} {'eager img/s':>22} {'compiled img/s':>22} {'speed-up':>9} {'compile s':>10}  official")
+        work = [(f"evaluation {net}, {aug}", f"train/{net}/{aug}", key, net,
+                 ["--network", net, "--n", str(n_train), "--augmentation", aug,
+                  "--epochs", str(epochs if net == "convnet" or a.quick else 2)])
+                for net, aug, key in (("convnet", "combined", "eval_img_s"), ("resnet18_bn", "combined", "eval_img_s"),
+                                      ("convnet", "none", "eval_plain_img_s"), ("resnet18_bn", "none", "eval_plain_img_s"))]
+        work.append(("expert training convnet_bn", "expert/convnet_bn", "expert_img_s", "convnet_bn",
+                     ["--network", "convnet_bn", "--n", str(n_expert), "--batch", "256", "--augmentation", "none",
+                      "--epochs", str(max(1, epochs - 1)), "--expert"]))
+        for label, row, key, net, args in work:
+            args = ["train", *args] + (["--width", str(width)] if a.quick else [])
+            eager = _repeat(args, reps, ("img_s",))
+            comp = _repeat(args + ["--compile"], reps, ("img_s", "warmup_s"))
+            speedup = _stats([comp["img_s"]["median"] / eager["img_s"]["median"]])
+            rows[row] = {"eager": eager, "compiled": comp, "speedup": speedup}
+            print(f"{label:<36} {_fmt(eager['img_s'], 1):>22} {_fmt(comp['img_s'], 1):>22} {speedup['median']:>8.2f}x "
+                  f"{comp['warmup_s']['median']:>10.0f}  {OFFICIAL[key][net]}")
+            if key != "eval_plain_img_s":
+                figures[f"{key}/{net}"] = comp["img_s"]
+                figures[f"speedup/{key}/{net}"] = speedup
 
     if "book" in a.only:
         b = book_seconds()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
@@ -73,18 +74,23 @@ def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, b
 
 
 def run_train(network: str, n: int, batch: int, augmentation: str, epochs: int, width: int | None,
-              lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4) -> dict:
+              lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4, compile: bool = False) -> dict:
+    """Images per second of ``selmatch.train.train`` after a warm-up epoch (which also compiles, with
+    ``compile``: ``SELMATCH_COMPILE=1``; its seconds are reported as ``warmup_s``)."""
+    os.environ["SELMATCH_COMPILE"] = "1" if compile else "0"
     torch.manual_seed(0)
     x, y = torch.randn(n, 3, 32, 32), torch.arange(n) % 10
     distilled = torch.arange(n) < n // 2       # combined augmentation: DSA on the distilled half, crop+flip on the rest
     cfg = TrainConfig(model=network, width=width, epochs=1, lr=lr, momentum=momentum, weight_decay=weight_decay,
                       batch_size=batch, augmentation=augmentation)
+    t0 = time.perf_counter()
     train(x, y, cfg, 0, num_classes=10, distilled=distilled, progress=False)             # warm-up epoch
+    warmup = time.perf_counter() - t0
     t0 = time.perf_counter()
     train(x, y, cfg.with_(epochs=epochs), 1, num_classes=10, distilled=distilled, progress=False)
     seconds = time.perf_counter() - t0
     return {"network": network, "n": n, "batch": batch, "augmentation": augmentation, "epochs": epochs,
-            "seconds": seconds, "img_s": n * epochs / seconds}
+            "compile": compile, "seconds": seconds, "warmup_s": warmup, "img_s": n * epochs / seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,13 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--width", type=int, default=None)
     t.add_argument("--expert", action="store_true", help="the expert recipe: lr 0.01, no momentum, no weight decay")
+    t.add_argument("--compile", action="store_true", help="train through torch.compile (SELMATCH_COMPILE=1)")
     a = p.parse_args(argv)
     if a.kind == "distill":
         out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps)
     else:
         e = ExpertConfig()
         extra = dict(lr=e.lr, momentum=e.momentum, weight_decay=e.weight_decay) if a.expert else {}
-        out = run_train(a.network, a.n, a.batch, a.augmentation, a.epochs, a.width, **extra)
+        out = run_train(a.network, a.n, a.batch, a.augmentation, a.epochs, a.width, compile=a.compile, **extra)
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))
     return 0

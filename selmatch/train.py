@@ -7,6 +7,7 @@ augmentation. SGD with momentum, weight decay, and a per-step cosine schedule fr
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -62,6 +63,20 @@ def cosine_lr(step: int, total: int, lr: float, min_ratio: float) -> float:
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * step / max(total, 1))))
 
 
+def compile_enabled() -> bool:
+    """``SELMATCH_COMPILE=1`` trains through ``torch.compile`` (inductor): the same computation, fused
+    into C++ kernels; on a 2-core CPU about 1.5-2x the images per second of eager mode once compiled, for
+    a one-off compilation of 30-60 s per process (cached on disk by PyTorch across processes). Off by
+    default: tests, CI and short runs would spend more on compiling than they save. Results are not
+    bit-identical to eager mode (fused kernels round differently) but come from the same distribution,
+    so they share the eager results' cache keys."""
+    return os.environ.get("SELMATCH_COMPILE", "").lower() in ("1", "true", "yes")
+
+
+def _training_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    return torch.compile(model) if compile_enabled() else model
+
+
 BatchHook = Callable[[int, torch.Tensor, torch.Tensor], None]     # (epoch, indices, logits)
 EpochHook = Callable[[int, nn.Module], None]                      # (epoch, model)
 
@@ -88,6 +103,7 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_
         distilled = distilled.to(torch.bool)
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     total, step = cfg.epochs * steps_per_epoch, 0
+    forward = _training_forward(model)
     for epoch in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
         model.train()
         perm = torch.randperm(len(x), generator=g)
@@ -96,7 +112,7 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_
             if len(idx) < 2 and len(x) > 1:   # a 1-image batch breaks BatchNorm; fold it away
                 continue
             xb = augment(x[idx], cfg.augmentation, g, None if distilled is None else distilled[idx])
-            logits = model(xb)
+            logits = forward(xb)
             loss = F.cross_entropy(logits, y[idx])
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(step, total, cfg.lr, cfg.min_lr_ratio)
