@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.selmatch-installed
 help:
 	@echo "make test   - create .venv if needed, install selmatch, run the tests"
 	@echo "make book   - create .venv if needed, execute the notebooks at PROFILE (default $(PROFILE)), build _build/html"
-	@echo "make bench  - measure speed and memory against the official code's figures (benchmarks/, ~45 min at --reps 3)"
+	@echo "make bench  - measure speed and memory against the official code's figures (benchmarks/, about an hour at --reps 3)"
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
