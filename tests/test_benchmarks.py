@@ -37,3 +37,13 @@ def test_bench_reports_unmeasured_targets_and_writes_json(tmp_path, capsys):
     assert [t["key"] for t in rec["targets"]] == [k for k, *_ in TARGETS]
     with pytest.raises(SystemExit):
         bench_main(["--reps", "0"])
+
+
+def test_profile_of_the_unroll_lists_operators(capsys):
+    from benchmarks.profile_unroll import main as profile_main
+
+    assert profile_main(["--syn-steps", "1", "--width", "4", "--rows", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "distillation iteration, 1 unrolled steps" in out and "plain training steps" in out and "aten::" in out
+    with pytest.raises(SystemExit):
+        profile_main(["--syn-steps", "0"])
