@@ -13,8 +13,8 @@ not the convolutions:
   two, keeps a boolean mask instead of the ReLU output (a quarter of the memory), and returns no
   gradient where there is none.
 
-Normalisation, in formulas. Notation, per normalised group (one (sample, channel) pair for instance norm, one channel for batch
-norm; ``mean`` is over the group's D elements):
+Normalisation, in formulas. Per normalised group (one (sample, channel) pair for instance norm, one
+channel for batch norm; ``mean`` is over the group's D elements):
 
     x̂ = (x - μ)·s,  s = (var + eps)^-1/2,  y = γ·x̂ + β
     first derivative, given gy:
@@ -32,8 +32,8 @@ and r = q - a1·m1 - a2·m2:
 (the first term moves x̂ at fixed s, as in the first derivative; the second is the change of s). Both
 mean(G) and mean(G·x̂) follow from a1, a2, m1, m2, so no further pass is needed. ``tests/test_fastgrad.py``
 checks values, first and second derivatives against ``F.group_norm`` / ``F.batch_norm`` (and
-``relu_pool`` against ``F.avg_pool2d(F.relu(.))``); third
-derivatives raise ``NotImplementedError`` (nothing here needs them).
+``relu_pool`` against ``F.avg_pool2d(F.relu(.))``); third derivatives raise ``NotImplementedError``
+(nothing here needs them).
 """
 from __future__ import annotations
 
@@ -211,10 +211,17 @@ class BatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
+        return self.train_forward(x, self.weight, self.bias)
+
+    def train_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                      update: bool = True) -> torch.Tensor:
+        """Training-mode output with the given affine parameters (``selmatch.recompute`` passes its own
+        leaves); the running statistics are updated only when ``update``."""
         momentum = self.momentum
-        if self.track_running_stats and self.num_batches_tracked is not None:
+        if update and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             if momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
                 momentum = 1.0 / float(self.num_batches_tracked)
-        rm, rv = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
-        return batch_norm_train(x, self.weight, self.bias, rm, rv, momentum, self.eps)
+        stats = update and self.track_running_stats
+        rm, rv = (self.running_mean, self.running_var) if stats else (None, None)
+        return batch_norm_train(x, weight, bias, rm, rv, momentum or 0.0, self.eps)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .fastgrad import BatchNorm, InstanceNorm, batch_norm_train, instance_norm, relu_pool
+from .fastgrad import BatchNorm, InstanceNorm, instance_norm, relu_pool
 from .recompute import recomputed
 
 NORMS = ("instance", "batch", "none")
@@ -45,11 +45,8 @@ class _BlockFn:
             z = instance_norm(z, *affine, eps=n.eps)
         elif isinstance(n, nn.BatchNorm2d) and not n.training:
             z = F.batch_norm(z, n.running_mean, n.running_var, *affine, training=False, eps=n.eps)
-        elif isinstance(n, nn.BatchNorm2d):
-            if self.fresh and n.num_batches_tracked is not None:
-                n.num_batches_tracked.add_(1)
-            stats = (n.running_mean, n.running_var) if self.fresh else (None, None)
-            z = batch_norm_train(z, *affine, *stats, momentum=n.momentum, eps=n.eps)
+        elif isinstance(n, BatchNorm):
+            z = n.train_forward(z, *affine, update=self.fresh)
         self.fresh = False
         return relu_pool(z)
 
