@@ -32,14 +32,18 @@ def _net(network: str, width: int, n: int, seed: int = 0, recompute: int = 0):
 
 
 def plain_step(model, x, y, g) -> float:
-    """Seconds for one ordinary training step on the batch (DSA, forward, backward, SGD update)."""
+    """Seconds for one ordinary training step on the batch (DSA, forward, backward, SGD update), with
+    the model's ordinary blocks (a recompute-mode model is measured without its recomputation)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    recompute, model.recompute_blocks = getattr(model, "recompute_blocks", 0), 0
     t0 = time.perf_counter()
     loss = F.cross_entropy(model(augment(x, "dsa", g)), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    model.recompute_blocks = recompute
+    return seconds
 
 
 def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -> float:
@@ -74,10 +78,12 @@ def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, b
 
 
 def run_train(network: str, n: int, batch: int, augmentation: str, epochs: int, width: int | None,
-              lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4, compile: bool = False) -> dict:
+              lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4, compile: bool = False,
+              malloc: str = "reuse") -> dict:
     """Images per second of ``selmatch.train.train`` after a warm-up epoch (which also compiles, with
     ``compile``: ``SELMATCH_COMPILE=1``; its seconds are reported as ``warmup_s``)."""
     os.environ["SELMATCH_COMPILE"] = "1" if compile else "0"
+    os.environ["SELMATCH_MALLOC"] = malloc
     torch.manual_seed(0)
     x, y = torch.randn(n, 3, 32, 32), torch.arange(n) % 10
     distilled = torch.arange(n) < n // 2       # combined augmentation: DSA on the distilled half, crop+flip on the rest
@@ -90,7 +96,7 @@ def run_train(network: str, n: int, batch: int, augmentation: str, epochs: int, 
     train(x, y, cfg.with_(epochs=epochs), 1, num_classes=10, distilled=distilled, progress=False)
     seconds = time.perf_counter() - t0
     return {"network": network, "n": n, "batch": batch, "augmentation": augmentation, "epochs": epochs,
-            "compile": compile, "seconds": seconds, "warmup_s": warmup, "img_s": n * epochs / seconds}
+            "compile": compile, "malloc": malloc, "seconds": seconds, "warmup_s": warmup, "img_s": n * epochs / seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,13 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--width", type=int, default=None)
     t.add_argument("--expert", action="store_true", help="the expert recipe: lr 0.01, no momentum, no weight decay")
     t.add_argument("--compile", action="store_true", help="train through torch.compile (SELMATCH_COMPILE=1)")
+    t.add_argument("--malloc", default="reuse", choices=["reuse", "system"],
+                   help="system: glibc's own behaviour (SELMATCH_MALLOC=system; see selmatch.malloc)")
     a = p.parse_args(argv)
     if a.kind == "distill":
         out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps)
     else:
         e = ExpertConfig()
         extra = dict(lr=e.lr, momentum=e.momentum, weight_decay=e.weight_decay) if a.expert else {}
-        out = run_train(a.network, a.n, a.batch, a.augmentation, a.epochs, a.width, compile=a.compile, **extra)
+        out = run_train(a.network, a.n, a.batch, a.augmentation, a.epochs, a.width, compile=a.compile, malloc=a.malloc, **extra)
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))
     return 0

@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
+from torch.autograd.graph import get_gradient_edge
 
 aten = torch.ops.aten
 
@@ -50,15 +51,28 @@ def _bcast(t: torch.Tensor, x: torch.Tensor, per_sample: bool) -> torch.Tensor:
     return t.reshape(*shape, *([1] * (x.dim() - 2)))
 
 
+def _norm_forward(x, weight, bias, per_sample: bool, eps: float, running: tuple | None, momentum: float):
+    """(y, mean, rstd) by PyTorch's kernel; batch norm updates ``running`` (mean, var) in place when given."""
+    if per_sample:
+        n, c = x.shape[:2]
+        return aten.native_group_norm(x, weight, bias, n, c, x[0, 0].numel(), c, eps)
+    rm, rv = running if running is not None else (None, None)
+    return aten.native_batch_norm(x, weight, bias, rm, rv, True, momentum, eps)
+
+
+def _norm_backward(gy, x, weight, mean, rstd, per_sample: bool, eps: float, mask=(True, True, True)):
+    """(gx, gγ, gβ) by PyTorch's kernel."""
+    if per_sample:
+        n, c = x.shape[:2]
+        return aten.native_group_norm_backward(gy.contiguous(), x, mean, rstd, weight, n, c, x[0, 0].numel(), c,
+                                               list(mask))
+    return aten.native_batch_norm_backward(gy.contiguous(), x, weight, None, None, mean, rstd, True, eps, list(mask))
+
+
 class _Norm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, per_sample: bool, eps: float, running: tuple | None, momentum: float):
-        if per_sample:
-            n, c = x.shape[:2]
-            y, mean, rstd = aten.native_group_norm(x, weight, bias, n, c, x[0, 0].numel(), c, eps)
-        else:
-            rm, rv = running if running is not None else (None, None)
-            y, mean, rstd = aten.native_batch_norm(x, weight, bias, rm, rv, True, momentum, eps)
+        y, mean, rstd = _norm_forward(x, weight, bias, per_sample, eps, running, momentum)
         ctx.per_sample, ctx.eps = per_sample, eps
         ctx.save_for_backward(x, weight, mean, rstd)
         return y
@@ -75,48 +89,44 @@ class _NormGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gy, x, weight, mean, rstd, per_sample: bool, eps: float):
-        mask = [True, True, True]
-        if per_sample:
-            n, c = x.shape[:2]
-            out = aten.native_group_norm_backward(gy.contiguous(), x, mean, rstd, weight, n, c, x[0, 0].numel(), c,
-                                                  mask)
-        else:
-            out = aten.native_batch_norm_backward(gy.contiguous(), x, weight, None, None, mean, rstd, True, eps,
-                                                  mask)
         ctx.per_sample = per_sample
         ctx.save_for_backward(gy, x, weight, mean, rstd)
-        return out
+        return _norm_backward(gy, x, weight, mean, rstd, per_sample, eps)
 
     @staticmethod
     def backward(ctx, ggx, ggw, ggb):
         if torch.is_grad_enabled():
             raise NotImplementedError("fastgrad supports second derivatives, not third")
         gy, x, weight, mean, rstd = ctx.saved_tensors
-        per = ctx.per_sample
-        dims = tuple(range(2, x.dim())) if per else (0, *range(2, x.dim()))
-        d = x[0, 0].numel() * (1 if per else x.shape[0])
-        s, mu = _bcast(rstd, x, per), _bcast(mean, x, per)
-        gs = _bcast(weight, x, False) * s
-        ggw = _bcast(torch.zeros_like(weight) if ggw is None else ggw, x, False)
-        ggb = _bcast(torch.zeros_like(weight) if ggb is None else ggb, x, False)
-        # The five per-group means, each one read pass (x̂ = s·(x - μ) is never formed).
-        m1, sx_gy = gy.mean(dims, keepdim=True), _dot_mean(gy, x, dims, per)
-        m2 = s * (sx_gy - mu * m1)
-        if ggx is None:
-            a1 = a2 = q = torch.zeros_like(m1)
-        else:
-            a1, q = ggx.mean(dims, keepdim=True), _dot_mean(ggx, gy, dims, per)
-            a2 = s * (_dot_mean(ggx, x, dims, per) - mu * a1)
-        r = q - a1 * m1 - a2 * m2
-        g_w = (d * s * r).sum(0).flatten() if per else (d * s * r).flatten()
-        # w.r.t. gy: gs·ggx + cx·x̂ + (ggβ - gs·a1), with cx = ggγ - gs·a2 (= al2 below)
-        al2 = ggw - gs * a2
-        g_gy = _combine([(ggx, gs), (x, al2 * s)], ggb - gs * a1 - al2 * s * mu)
-        # w.r.t. x: s·al1·ggx + s·al2·gy + k·x̂ - s·mean(G), G = al1·ggx + al2·gy
-        al1 = -gs * m2
-        k = -s * (al1 * a2 + al2 * m2) - gs * s * r
-        g_x = _combine([(ggx, s * al1), (gy, s * al2), (x, k * s)], -k * s * mu - s * (al1 * a1 + al2 * m1))
-        return g_gy, g_x, g_w, None, None, None, None
+        return (*_norm_grad_grad(gy, x, weight, mean, rstd, ctx.per_sample, ggx, ggw, ggb), None, None, None, None)
+
+
+def _norm_grad_grad(gy, x, weight, mean, rstd, per: bool, ggx, ggw, ggb):
+    """The closed form above: gradients w.r.t. (gy, x, γ) of <(gx, gγ, gβ), (ggx, ggγ, ggβ)>."""
+    dims = tuple(range(2, x.dim())) if per else (0, *range(2, x.dim()))
+    d = x[0, 0].numel() * (1 if per else x.shape[0])
+    s, mu = _bcast(rstd, x, per), _bcast(mean, x, per)
+    gs = _bcast(weight, x, False) * s
+    ggw = _bcast(torch.zeros_like(weight) if ggw is None else ggw, x, False)
+    ggb = _bcast(torch.zeros_like(weight) if ggb is None else ggb, x, False)
+    # The five per-group means, each one read pass (x̂ = s·(x - μ) is never formed).
+    m1, sx_gy = gy.mean(dims, keepdim=True), _dot_mean(gy, x, dims, per)
+    m2 = s * (sx_gy - mu * m1)
+    if ggx is None:
+        a1 = a2 = q = torch.zeros_like(m1)
+    else:
+        a1, q = ggx.mean(dims, keepdim=True), _dot_mean(ggx, gy, dims, per)
+        a2 = s * (_dot_mean(ggx, x, dims, per) - mu * a1)
+    r = q - a1 * m1 - a2 * m2
+    g_w = (d * s * r).sum(0).flatten() if per else (d * s * r).flatten()
+    # w.r.t. gy: gs·ggx + cx·x̂ + (ggβ - gs·a1), with cx = ggγ - gs·a2 (= al2 below)
+    al2 = ggw - gs * a2
+    g_gy = _combine([(ggx, gs), (x, al2 * s)], ggb - gs * a1 - al2 * s * mu)
+    # w.r.t. x: s·al1·ggx + s·al2·gy + k·x̂ - s·mean(G), G = al1·ggx + al2·gy
+    al1 = -gs * m2
+    k = -s * (al1 * a2 + al2 * m2) - gs * s * r
+    g_x = _combine([(ggx, s * al1), (gy, s * al2), (x, k * s)], -k * s * mu - s * (al1 * a1 + al2 * m1))
+    return g_gy, g_x, g_w
 
 
 def _dot_mean(a: torch.Tensor, b: torch.Tensor, dims: tuple, per_sample: bool) -> torch.Tensor:
@@ -135,6 +145,18 @@ def _combine(terms: list, const: torch.Tensor) -> torch.Tensor:
     for t, c in terms[1:]:
         out.addcmul_(t, c)
     return out.add_(const)
+
+
+def _unpool_mask(gy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mask·upsample(gy)/4``: the gradient of ``avg_pool2d(relu(z), 2, 2)`` w.r.t. z, given ``mask = z > 0``."""
+    n, c, h, w = mask.shape
+    if h % 2 or w % 2:                                  # odd sizes: the last row/column is not pooled
+        up = aten.avg_pool2d_backward(gy, mask.new_empty(mask.shape, dtype=gy.dtype), [2, 2], [2, 2], [0, 0],
+                                      False, True, None)
+        return up.mul_(mask)
+    # upsampling and masking in one pass (F.interpolate is 3x slower on CPU)
+    up = gy.mul(0.25)[:, :, :, None, :, None].expand(n, c, h // 2, 2, w // 2, 2)
+    return (up * mask.view(n, c, h // 2, 2, w // 2, 2)).view(n, c, h, w)
 
 
 class _ReluPool(torch.autograd.Function):
@@ -157,14 +179,7 @@ class _ReluPoolGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gy, mask):
         ctx.save_for_backward(mask)
-        n, c, h, w = mask.shape
-        if h % 2 or w % 2:                                  # odd sizes: the last row/column is not pooled
-            up = aten.avg_pool2d_backward(gy, mask.new_empty(mask.shape, dtype=gy.dtype), [2, 2], [2, 2], [0, 0],
-                                          False, True, None)
-            return up.mul_(mask)
-        # upsampling and masking in one pass (F.interpolate is 3x slower on CPU)
-        up = gy.mul(0.25)[:, :, :, None, :, None].expand(n, c, h // 2, 2, w // 2, 2)
-        return (up * mask.view(n, c, h // 2, 2, w // 2, 2)).view(n, c, h, w)
+        return _unpool_mask(gy, mask)
 
     @staticmethod
     def backward(ctx, ggz):
@@ -178,6 +193,107 @@ def relu_pool(z: torch.Tensor) -> torch.Tensor:
     """``F.avg_pool2d(F.relu(z), 2, 2)`` with a cheap second derivative and a boolean mask saved
     instead of the ReLU output. Like ``F.relu``, its derivative at exactly 0 is taken as 0."""
     return _ReluPool.apply(z)
+
+
+# ----------------------------------------------------------------------------- a whole ConvNet block
+
+def _conv_backward(gy, x, weight, mask):
+    """(gx, gw, gb) of ``F.conv2d(x, weight, b, padding=1)`` given the output gradient gy."""
+    return aten.convolution_backward(gy, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+                                     list(mask))
+
+
+class _Block(torch.autograd.Function):
+    """``avg_pool2d(relu(norm(conv2d(x, w, b, padding=1))), 2, 2)`` as one operation. It keeps the
+    convolution's output, the norm's statistics and the ReLU mask; its backward keeps only the gradient
+    that reaches the block's output (a quarter of a block-sized tensor) and recomputes the rest."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, gamma, beta, per_sample: bool, eps: float, running, momentum: float, x_node):
+        y = F.conv2d(x, w, b, padding=1)
+        z, mean, rstd = _norm_forward(y, gamma, beta, per_sample, eps, running, momentum)
+        mask = z > 0
+        ctx.per_sample, ctx.eps, ctx.x_node = per_sample, eps, x_node
+        ctx.save_for_backward(x, w, b, gamma, y, mean, rstd, mask)
+        return F.avg_pool2d(z.relu_(), 2, 2)
+
+    @staticmethod
+    def backward(ctx, gp):
+        x, w, b, gamma, y, mean, rstd, mask = ctx.saved_tensors
+        need_gx = ctx.needs_input_grad[0] and (ctx.x_node is None or _will_run(ctx.x_node))
+        grads = _BlockGrad.apply(gp, x, w, b, gamma, y, mean, rstd, mask, ctx.per_sample, ctx.eps, need_gx)
+        return (*grads, None, None, None, None, None)
+
+
+def _will_run(node) -> bool:
+    """Whether the backward pass under way will use a gradient sent to ``node`` (always True if this
+    PyTorch cannot say). The unroll differentiates each step w.r.t. the parameters only, so the images'
+    gradient is not wanted at first order: autograd skips it for its own convolutions, and so do we."""
+    will = getattr(torch._C, "_will_engine_execute_node", None)
+    return True if will is None else bool(will(node))
+
+
+class _BlockGrad(torch.autograd.Function):
+    """``gp -> (gx, gw, gb, gγ, gβ)`` of :class:`_Block`, by PyTorch's kernels; its own backward
+    recomputes the block's inner gradients (gz, gy: two elementwise passes and the norm's backward
+    kernel) instead of keeping them, and chains the derivatives of the three stages by hand."""
+
+    @staticmethod
+    def forward(ctx, gp, x, w, b, gamma, y, mean, rstd, mask, per_sample: bool, eps: float, need_gx: bool):
+        gy, g_gamma, g_beta = _norm_backward(_unpool_mask(gp, mask), y, gamma, mean, rstd, per_sample, eps)
+        gx, gw, gb = _conv_backward(gy, x, w, (need_gx, True, True))
+        ctx.per_sample, ctx.eps, ctx.need_gx = per_sample, eps, need_gx
+        ctx.save_for_backward(gp, x, w, gamma, y, mean, rstd, mask)
+        return gx, gw, gb, g_gamma, g_beta
+
+    @staticmethod
+    def backward(ctx, ggx, ggw, ggb, gg_gamma, gg_beta):
+        if torch.is_grad_enabled():
+            raise NotImplementedError("fastgrad supports second derivatives, not third")
+        gp, x, w, gamma, y, mean, rstd, mask = ctx.saved_tensors
+        per, need_x = ctx.per_sample, ctx.needs_input_grad[1]
+        gz = _unpool_mask(gp, mask)
+        gy = _norm_backward(gz, y, gamma, mean, rstd, per, ctx.eps, (True, False, False))[0]
+        # convolution stage, (gx, gw, gb) = conv_backward(gy): bilinear in (gy, w) and (gy, x)
+        ggx = ggx if ctx.need_gx else None
+        g_gy = g_x = g_w = None
+        if ggx is not None:
+            g_gy = F.conv2d(ggx, w, padding=1)                                   # gx = conv_T(gy, w)
+            g_w = _conv_backward(gy, ggx, w, (False, True, False))[1]
+        if ggw is not None:
+            t = F.conv2d(x, ggw, ggb, padding=1)                                 # gw = corr(x, gy), gb = Σ gy
+            g_gy = t if g_gy is None else g_gy.add_(t)
+            if need_x:
+                g_x = _conv_backward(gy, x, ggw, (True, False, False))[0]
+        elif ggb is not None:
+            t = ggb.view(1, -1, 1, 1).expand_as(gy)
+            g_gy = t.clone() if g_gy is None else g_gy.add_(t)
+        # norm stage, (gy, gγ, gβ) = norm_backward(gz; y, γ)
+        g_gz, g_y, g_gamma = _norm_grad_grad(gz, y, gamma, mean, rstd, per, g_gy, gg_gamma, gg_beta)
+        # ReLU + pool stage, gz = mask·upsample(gp)/4: linear in gp
+        g_gp = F.avg_pool2d(g_gz.mul_(mask), 2, 2)
+        # y = conv2d(x, w, b) itself
+        dx, dw, db = _conv_backward(g_y, x, w, (need_x, True, True))
+        g_x = dx if g_x is None else (g_x if dx is None else g_x.add_(dx))
+        g_w = dw if g_w is None else g_w.add_(dw)
+        return g_gp, g_x, g_w, db, g_gamma, None, None, None, None, None, None, None
+
+
+def conv_block(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, *, ask_input_grad: bool = False) -> torch.Tensor:
+    """``avg_pool2d(relu(norm(conv(x))), 2, 2)`` for a 3x3, padding-1 ``conv`` and an :class:`InstanceNorm`
+    or training-mode :class:`BatchNorm` ``norm``, as one operation that keeps about half the memory of the
+    four separate ones under a twice-differentiated unroll (the same values and derivatives).
+
+    ``ask_input_grad``: in the backward, compute x's gradient only if autograd will use it (ConvNet sets it
+    for its first block, whose input is the images); otherwise whenever x requires a gradient."""
+    node = get_gradient_edge(x).node if ask_input_grad and x.requires_grad and torch.is_grad_enabled() else None
+    if isinstance(norm, InstanceNorm):
+        return _Block.apply(x, conv.weight, conv.bias, norm.weight, norm.bias, True, norm.eps, None, 0.0, node)
+    if isinstance(norm, BatchNorm) and norm.training:
+        running, momentum = norm.running_stats(update=True)
+        return _Block.apply(x, conv.weight, conv.bias, norm.weight, norm.bias, False, norm.eps, running, momentum,
+                            node)
+    return relu_pool(norm(conv(x)))
 
 
 def instance_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -217,11 +333,17 @@ class BatchNorm(nn.BatchNorm2d):
                       update: bool = True) -> torch.Tensor:
         """Training-mode output with the given affine parameters (``selmatch.recompute`` passes its own
         leaves); the running statistics are updated only when ``update``."""
+        running, momentum = self.running_stats(update)
+        rm, rv = running if running is not None else (None, None)
+        return batch_norm_train(x, weight, bias, rm, rv, momentum, self.eps)
+
+    def running_stats(self, update: bool) -> tuple[tuple | None, float]:
+        """((running_mean, running_var) or None, momentum) for one training-mode forward, counting it in
+        ``num_batches_tracked`` when ``update`` (the bookkeeping of nn.BatchNorm2d)."""
         momentum = self.momentum
         if update and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             if momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
                 momentum = 1.0 / float(self.num_batches_tracked)
         stats = update and self.track_running_stats
-        rm, rv = (self.running_mean, self.running_var) if stats else (None, None)
-        return batch_norm_train(x, weight, bias, rm, rv, momentum or 0.0, self.eps)
+        return ((self.running_mean, self.running_var) if stats else None), momentum or 0.0

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .fastgrad import BatchNorm, InstanceNorm, instance_norm, relu_pool
+from .fastgrad import BatchNorm, InstanceNorm, conv_block, instance_norm, relu_pool
 from .recompute import recomputed
 
 NORMS = ("instance", "batch", "none")
@@ -84,8 +84,8 @@ class ConvNet(nn.Module):
             if i < k:
                 affine = [] if isinstance(norm, nn.Identity) else [norm.weight, norm.bias]
                 x = recomputed(_BlockFn(norm), x, conv.weight, conv.bias, *affine)
-            elif grad:      # ReLU + pool fused: the same values, a cheaper second derivative (fastgrad)
-                x = relu_pool(norm(conv(x)))
+            elif grad:      # one fused operation: the same values, a leaner second derivative (fastgrad)
+                x = conv_block(x, conv, norm, ask_input_grad=i == 0)
             else:
                 x = pool(relu(norm(conv(x))))
         return x.flatten(1)
@@ -113,6 +113,10 @@ class BasicBlock(nn.Module):
 class ResNet18BN(nn.Module):
     """ResNet-18 with BatchNorm: 3x3 stem (stride 1 for 32x32, 2 for TinyImageNet), no max-pool,
     four stages of two basic blocks with ``width * (1, 2, 4, 8)`` channels, global average pool."""
+
+    # selmatch.train trains it in channels-last memory in eager mode: 33 -> 42 img/s on 2 cores (the
+    # BatchNorm ConvNet gets slower that way, and under torch.compile the default layout is faster).
+    channels_last = True
 
     def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 64, stem_stride: int = 1):
         super().__init__()

@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import AUGMENTATIONS, augment
+from .malloc import reuse_freed_memory
 from .networks import MODELS, build_model
 
 
@@ -96,6 +97,9 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels (need the same, > 0)")
     num_classes = num_classes or int(y.max()) + 1
     model = new_model(cfg, x.shape[1], num_classes, x.shape[-1], seed)
+    layout = torch.channels_last if getattr(model, "channels_last", False) and not compile_enabled() else None
+    if layout is not None:
+        model = model.to(memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(seed + 1)
     x, y = x.to(cfg.device), y.to(cfg.device)
@@ -104,27 +108,30 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     total, step = cfg.epochs * steps_per_epoch, 0
     forward = _training_forward(model)
-    for epoch in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
-        model.train()
-        perm = torch.randperm(len(x), generator=g)
-        for b in range(steps_per_epoch):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            if len(idx) < 2 and len(x) > 1:   # a 1-image batch breaks BatchNorm; fold it away
-                continue
-            xb = augment(x[idx], cfg.augmentation, g, None if distilled is None else distilled[idx])
-            logits = forward(xb)
-            loss = F.cross_entropy(logits, y[idx])
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(step, total, cfg.lr, cfg.min_lr_ratio)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if on_batch is not None:
-                on_batch(epoch, idx, logits.detach())
-        if on_epoch is not None:
-            model.eval()
-            on_epoch(epoch, model)
+    with reuse_freed_memory():       # training reuses freed activations (selmatch.malloc)
+        for epoch in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
+            model.train()
+            perm = torch.randperm(len(x), generator=g)
+            for b in range(steps_per_epoch):
+                idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                if len(idx) < 2 and len(x) > 1:   # a 1-image batch breaks BatchNorm; fold it away
+                    continue
+                xb = augment(x[idx], cfg.augmentation, g, None if distilled is None else distilled[idx])
+                if layout is not None:
+                    xb = xb.contiguous(memory_format=layout)
+                logits = forward(xb)
+                loss = F.cross_entropy(logits, y[idx])
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(step, total, cfg.lr, cfg.min_lr_ratio)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if on_batch is not None:
+                    on_batch(epoch, idx, logits.detach())
+            if on_epoch is not None:
+                model.eval()
+                on_epoch(epoch, model)
     return model.eval()
 
 
