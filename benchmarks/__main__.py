@@ -1,6 +1,11 @@
 """``make bench``: measure selmatch against the official code's figures and print ``targets met: K/N``.
 
     python -m benchmarks [--reps 3] [--quick] [--only distill constant train book] [--json PATH]
+                         [--official DIR]
+
+``--official DIR`` (or ``SELMATCH_OFFICIAL=DIR``) also times the official SelMatch training loop from a
+clone of github.com/Yongalls/SelMatch in the same run (``benchmarks.official``), and judges the
+throughput targets against it as well as against the figures the issue quotes.
 
 Each measurement runs in its own process (``benchmarks.workloads``) so its peak resident set size is
 its own; distillation ratios divide by a plain training step measured in the same process, on the
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -25,9 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("distill", "constant", "train", "book")
 
 
-def _run(args: list[str]) -> dict:
-    r = subprocess.run([sys.executable, "-m", "benchmarks.workloads", *args], capture_output=True, text=True,
-                       cwd=ROOT)
+def _run(args: list[str], module: str = "benchmarks.workloads") -> dict:
+    r = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT)
     if r.returncode != 0:
         raise RuntimeError(f"benchmark process {' '.join(args)} failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -37,8 +42,8 @@ def _stats(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def _repeat(args: list[str], reps: int, keys: tuple[str, ...]) -> dict:
-    runs = [_run(args) for _ in range(reps)]
+def _repeat(args: list[str], reps: int, keys: tuple[str, ...], module: str = "benchmarks.workloads") -> dict:
+    runs = [_run(args, module) for _ in range(reps)]
     return {**{k: _stats([r[k] for r in runs]) for k in keys}, "runs": runs}
 
 
@@ -72,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small shapes, 1 repetition: checks the harness, not targets")
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
+    p.add_argument("--official", type=Path, default=os.environ.get("SELMATCH_OFFICIAL") or None,
+                   help="a clone of github.com/Yongalls/SelMatch to time side by side (default $SELMATCH_OFFICIAL)")
     a = p.parse_args(argv)
     if a.reps < 1:
         p.error(f"--reps={a.reps} must be >= 1")
+    if a.official is not None and not (a.official / "utils.py").exists():
+        p.error(f"--official={a.official}: no utils.py there (expected a clone of github.com/Yongalls/SelMatch)")
     reps = 1 if a.quick else a.reps
     width, steps, const_steps = (16, (2, 4), (2, 4)) if a.quick else (128, (5, 10, 20), (5, 20, 40))
     n_train, n_expert, epochs = (64, 256, 1) if a.quick else (500, 2560, 3)
@@ -118,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if "train" in a.only:
         print(f"\ntraining throughput, CIFAR-10 shapes ({n_train}-image set, batch 128; experts: {n_expert} images, "
-              "batch 256): eager PyTorch and SELMATCH_COMPILE=1 (torch.compile), side by side")
-        print(f"{'workload':<36} {'eager img/s':>22} {'compiled img/s':>22} {'speed-up':>9} {'compile s':>10}  official")
+              "batch 256): eager PyTorch and SELMATCH_COMPILE=1 (torch.compile), side by side"
+              + (f"; the official code ({a.official}) in the same run" if a.official else
+                 "; official code not timed (--official DIR)"))
+        print(f"{'workload':<36} {'eager img/s':>22} {'compiled img/s':>22} {'speed-up':>9} {'compile s':>10} "
+              f"{'official here':>22}  official (issue)")
         work = [(f"evaluation {net}, {aug}", f"train/{net}/{aug}", key, net,
                  ["--network", net, "--n", str(n_train), "--augmentation", aug,
                   "--epochs", str(epochs if net == "convnet" or a.quick else 2)])
@@ -129,16 +141,24 @@ def main(argv: list[str] | None = None) -> int:
                      ["--network", "convnet_bn", "--n", str(n_expert), "--batch", "256", "--augmentation", "none",
                       "--epochs", str(max(1, epochs - 1)), "--expert"]))
         for label, row, key, net, args in work:
-            args = ["train", *args] + (["--width", str(width)] if a.quick else [])
+            base, args = ["train", *args], ["train", *args] + (["--width", str(width)] if a.quick else [])
             eager = _repeat(args, reps, ("img_s",))
             comp = _repeat(args + ["--compile"], reps, ("img_s", "warmup_s"))
             speedup = _stats([comp["img_s"]["median"] / eager["img_s"]["median"]])
             rows[row] = {"eager": eager, "compiled": comp, "speedup": speedup}
+            off = None
+            if a.official is not None:
+                off = _repeat([str(a.official), *base], reps, ("img_s",), module="benchmarks.official")
+                rows[row]["official"] = off
             print(f"{label:<36} {_fmt(eager['img_s'], 1):>22} {_fmt(comp['img_s'], 1):>22} {speedup['median']:>8.2f}x "
-                  f"{comp['warmup_s']['median']:>10.0f}  {OFFICIAL[key][net]}")
+                  f"{comp['warmup_s']['median']:>10.0f} {_fmt(off['img_s'] if off else None, 1):>22}  "
+                  f"{OFFICIAL[key][net]}")
             if key != "eval_plain_img_s":
                 figures[f"{key}/{net}"] = comp["img_s"]
-                figures[f"speedup/{key}/{net}"] = speedup
+                if off:
+                    for mode, r in (("eager", eager), ("compiled", comp)):
+                        figures[f"vs_official/{mode}/{key}/{net}"] = _stats([r["img_s"]["median"] /
+                                                                             off["img_s"]["median"]])
 
     if "book" in a.only:
         b = book_seconds()

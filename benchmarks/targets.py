@@ -28,11 +28,13 @@ TARGETS = [
      1.3 * OFFICIAL["eval_img_s"]["resnet18_bn"]),
     ("expert_img_s/convnet_bn", "expert training, ConvNetBN, batch 256 (img/s)", ">=",
      1.3 * OFFICIAL["expert_img_s"]["convnet_bn"]),
-    # The same 1.3x judged against the eager loop measured in the same run (the official code trains in
-    # eager PyTorch): on this machine a bare eager loop reaches about half of the official figures above.
-    ("speedup/eval_img_s/convnet", "evaluation ConvNet: compiled / eager img/s, same run", ">=", 1.3),
-    ("speedup/eval_img_s/resnet18_bn", "evaluation ResNet-18-BN: compiled / eager img/s, same run", ">=", 1.3),
-    ("speedup/expert_img_s/convnet_bn", "expert training ConvNetBN: compiled / eager img/s, same run", ">=", 1.3),
+    # The same 1.3x against the official code timed on this machine in the same run (--official DIR): here
+    # it trains at about half the figures above. Judged for the compiled loop; eager is printed beside it.
+    ("vs_official/compiled/eval_img_s/convnet", "evaluation ConvNet: ours / official code, same run", ">=", 1.3),
+    ("vs_official/compiled/eval_img_s/resnet18_bn", "evaluation ResNet-18-BN: ours / official code, same run", ">=",
+     1.3),
+    ("vs_official/compiled/expert_img_s/convnet_bn", "expert training ConvNetBN: ours / official code, same run",
+     ">=", 1.3),
     ("book_cached_s", "make book with every result cached (s)", "<=", 600.0),
 ]
 

@@ -47,3 +47,54 @@ def test_profile_of_the_unroll_lists_operators(capsys):
     assert "distillation iteration, 1 unrolled steps" in out and "plain training steps" in out and "aten::" in out
     with pytest.raises(SystemExit):
         profile_main(["--syn-steps", "0"])
+
+
+FAKE_OFFICIAL = '''
+import torch
+class ParamDiffAug: pass
+class TensorDataset(torch.utils.data.Dataset):
+    def __init__(self, x, y): self.x, self.y = x, y
+    def __getitem__(self, i): return self.x[i], self.y[i]
+    def __len__(self): return len(self.x)
+class CombinedTensorDataset(TensorDataset):
+    def __init__(self, x, y, is_cds, simple, strategy, param): super().__init__(x, y)
+CALLS = []
+def get_network(name, channel, num_classes, im_size):
+    CALLS.append(name)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(channel * im_size[0] * im_size[1], num_classes))
+def epoch(mode, loader, net, opt, crit, args, aug):
+    for x, y in loader:
+        loss = crit(net(x), y); opt.zero_grad(); loss.backward(); opt.step()
+    return 0.0, 0.0
+'''
+
+
+def test_official_code_is_timed_through_its_own_functions(tmp_path):
+    """benchmarks.official imports a SelMatch clone and drives its get_network/epoch (a stand-in here)."""
+    from benchmarks.official import main as official_main, run_train as official_train
+
+    (tmp_path / "utils.py").write_text(FAKE_OFFICIAL)
+    r = official_train(tmp_path, "convnet_bn", n=40, batch=16, augmentation="combined", epochs=2, expert=True)
+    import utils
+    assert utils.CALLS == ["ConvNetBN"] and r["img_s"] == pytest.approx(80 / r["seconds"])
+    with pytest.raises(SystemExit):
+        official_main([str(tmp_path / "missing"), "train"])
+    with pytest.raises(SystemExit):
+        bench_main(["--only", "book", "--official", str(tmp_path / "missing")])
+
+
+def test_plain_step_is_measured_without_recomputation(monkeypatch):
+    import torch
+
+    from benchmarks.workloads import _net, plain_step
+    from selmatch import networks
+
+    calls = []
+    real = networks.recomputed
+    monkeypatch.setattr(networks, "recomputed", lambda *a: calls.append(1) or real(*a))
+    model, x, y = _net("convnet", 4, 8, recompute=1)
+    model(x)
+    assert calls                                                     # the recompute model does recompute...
+    calls.clear()
+    plain_step(model, x, y, torch.Generator().manual_seed(0))
+    assert not calls and model.recompute_blocks == 1                 # ...but not in the plain step, and is restored
