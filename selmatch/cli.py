@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--syn-steps", type=int)
     t.add_argument("--lr-img", type=float)
     t.add_argument("--memory", choices=("default", "recompute", "constant"),
-                   help="recompute: ConvNet's first block recomputed, about a third of the memory per student step; "
+                   help="recompute: ConvNet's first block recomputed, about half the memory per student step; "
                         "constant: per-step rematerialisation, memory independent of --syn-steps; same gradients")
     t.add_argument("--eval-at", help="comma-separated iterations to evaluate (recorded, never used to choose)")
     t.add_argument("--profile", default="smoke", choices=list(PROFILES), help="evaluation scale for --eval-at")

@@ -58,7 +58,7 @@ class DistillConfig:
     momentum: float = 0.5
     augmentation: str = "dsa"     # "dsa" or "none" inside the unrolled student
     checkpoint_every: int = 100
-    memory: str = "default"       # "recompute": first block recomputed (selmatch.recompute), ~1/3 the memory per
+    memory: str = "default"       # "recompute": first block recomputed (selmatch.recompute), ~1/2 the memory per
                                   # step; "constant": per-step rematerialisation (selmatch.remat); same gradients
 
     def __post_init__(self):

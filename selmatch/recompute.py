@@ -3,8 +3,8 @@
 Trajectory matching differentiates *through* each student step's gradient, so every step of the
 unroll keeps the tensors of its forward pass and of its backward pass (``create_graph=True``) until the
 matching loss is back-propagated. For ConvNet most of them belong to the first block, whose activations
-are 4x the size of the second block's (32x32 against 16x16) — about 200 of the ~285 MB a step keeps at
-width 128, batch 100.
+are 4x the size of the second block's (32x32 against 16x16): with the fused blocks of
+:func:`selmatch.fastgrad.conv_block` (the default), 79 of the 127 MB a step keeps at width 128, batch 100.
 
 :func:`recomputed` wraps such a block in two autograd functions that keep only the block's *inputs*
 (for the first block: the augmented images, 1.2 MB, and the block's parameters) and the gradient that
@@ -18,9 +18,9 @@ reaches its output (12.5 MB):
 
 Every gradient is computed by autograd from the same operations, so the result equals the plain
 unroll's to floating-point rounding (tests check 1e-5). The price is extra block passes (one more
-forward in the unroll, one more forward and backward at the end): 15–40 % more time per step for
-ConvNet-128 on a 2-core CPU, for about a third of the memory. Third derivatives are not supported
-(nothing here needs them).
+forward in the unroll, one more forward and backward at the end): 35–55 % more time per step for
+ConvNet-128 on a 2-core CPU, for about half the memory of the default. Third derivatives are not
+supported (nothing here needs them).
 
 torch.utils.checkpoint does not help here: under ``create_graph=True`` the recomputed activations are
 saved again by the backward graph's own nodes, and the peak is unchanged (measured).

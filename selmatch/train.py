@@ -66,11 +66,11 @@ def cosine_lr(step: int, total: int, lr: float, min_ratio: float) -> float:
 
 def compile_enabled() -> bool:
     """``SELMATCH_COMPILE=1`` trains through ``torch.compile`` (inductor): the same computation, fused
-    into C++ kernels; on a 2-core CPU 1.8-2x the images per second of eager mode for ConvNet (1.2x for
-    ResNet-18) once compiled, for a one-off compilation of 30-60 s per process (cached on disk). Off by
-    default: tests, CI and short runs would spend more on compiling than they save. Results are not
-    bit-identical to eager mode (fused kernels round differently) but come from the same distribution,
-    so they share the eager results' cache keys."""
+    into C++ kernels; on a 2-core CPU about 1.7x the images per second of eager mode for ConvNet (see
+    the book's library page for every network) once compiled, for a one-off compilation of 15-60 s per
+    process (cached on disk). Off by default: tests, CI and short runs would spend more on compiling
+    than they save. Results are not bit-identical to eager mode (fused kernels round differently) but
+    come from the same distribution, so they share the eager results' cache keys."""
     return os.environ.get("SELMATCH_COMPILE", "").lower() in ("1", "true", "yes")
 
 
