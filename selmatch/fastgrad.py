@@ -254,7 +254,7 @@ class _BlockGrad(torch.autograd.Function):
     def forward(ctx, gp, x, w, b, gamma, y, mean, rstd, mask, per_sample: bool, eps: float, need_gx: bool):
         gy, g_gamma, g_beta = _norm_backward(_unpool_mask(gp, mask), y, gamma, mean, rstd, per_sample, eps)
         gx, gw, gb = _conv_backward(gy, x, w, (need_gx, True, True))
-        ctx.per_sample, ctx.eps, ctx.need_gx = per_sample, eps, need_gx
+        ctx.per_sample, ctx.eps = per_sample, eps
         ctx.save_for_backward(gp, x, w, gamma, y, mean, rstd, mask)
         return gx, gw, gb, g_gamma, g_beta
 
@@ -266,8 +266,8 @@ class _BlockGrad(torch.autograd.Function):
         per, need_x = ctx.per_sample, ctx.needs_input_grad[1]
         gz = _unpool_mask(gp, mask)
         gy = _norm_backward(gz, y, gamma, mean, rstd, per, ctx.eps, (True, False, False))[0]
-        # convolution stage, (gx, gw, gb) = conv_backward(gy): bilinear in (gy, w) and (gy, x)
-        ggx = ggx if ctx.need_gx else None
+        # convolution stage, (gx, gw, gb) = conv_backward(gy): bilinear in (gy, w) and (gy, x); ggx is None
+        # when gx was not computed
         g_gy = g_x = g_w = None
         if ggx is not None:
             g_gy = F.conv2d(ggx, w, padding=1)                                   # gx = conv_T(gy, w)

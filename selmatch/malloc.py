@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 from typing import Iterator
@@ -29,6 +30,7 @@ _KEEP = 2**31 - 1
 _depth = 0
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc():
     if not sys.platform.startswith("linux"):
         return None
@@ -53,21 +55,16 @@ def reuse_freed_memory() -> Iterator[None]:
     """Within the block, glibc keeps freed memory for reuse; on leaving it, free memory goes back to the
     kernel. Nested uses act once (the outermost)."""
     global _depth
-    libc = _glibc() if enabled() else None
-    if libc is None or _depth:
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
-        return
+    libc = _glibc() if _depth == 0 and enabled() else None
     _depth += 1
-    libc.mallopt(_M_MMAP_MAX, 0)
-    libc.mallopt(_M_TRIM_THRESHOLD, _KEEP)
+    if libc is not None:
+        libc.mallopt(_M_MMAP_MAX, 0)
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP)
     try:
         yield
     finally:
         _depth -= 1
-        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
-        libc.malloc_trim(0)
+        if libc is not None:
+            libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+            libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
+            libc.malloc_trim(0)
