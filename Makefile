@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 book: $(STAMP)
-	$(PY) -m selmatch.book build --profile $(PROFILE)
+	$(PY) -m selmatch.companion.book build --profile $(PROFILE)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

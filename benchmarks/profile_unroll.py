@@ -2,7 +2,7 @@
 
 Runs ``benchmarks.workloads.distill_iteration`` (default memory mode) under ``torch.profiler`` and prints
 the operators by self CPU time, grouped by input shape, next to a profile of plain training steps on
-the same batch. This is the profile behind ``selmatch.fastgrad`` (book, library page: "Speed of the
+the same batch. This is the profile behind ``selmatch.fast.fastgrad`` (book, library page: "Speed of the
 unroll").
 """
 from __future__ import annotations

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from selmatch.augment import augment
-from selmatch.distill import matching_loss, minibatches, unroll
-from selmatch.experts import ExpertConfig, flat_params
+from selmatch.experts import ExpertConfig
+from selmatch.fast.constant import matching_grads
 from selmatch.networks import build_model
-from selmatch.remat import matching_grads
+from selmatch.student import ParamLayout, flatten, matching_loss, minibatches, unroll
 from selmatch.train import TrainConfig, train
 
 
@@ -49,18 +49,17 @@ def plain_step(model, x, y, g) -> float:
 def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -> float:
     """Seconds for one distillation iteration: ``syn_steps`` unrolled steps and the gradient of the
     matching loss w.r.t. the images and the learning rate."""
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [list(p.shape) for _, p in model.named_parameters()]
-    start = flat_params(model)
+    layout = ParamLayout.of(model)
+    start = flatten(model)
     target = start + 0.01 * torch.randn(start.shape, generator=g)
     syn_lr = torch.tensor(0.01, requires_grad=True)
     x_dis = x.clone().requires_grad_(True)
     batches = minibatches(len(x), batch, syn_steps, g)
     t0 = time.perf_counter()
     if memory == "constant":
-        matching_grads(model, names, shapes, start, target, x[:0], x_dis, y, syn_lr, batches, g, "dsa")
+        matching_grads(model, layout, start, target, x[:0], x_dis, y, syn_lr, batches, g, "dsa")
     else:
-        theta = unroll(model, names, shapes, start.clone().requires_grad_(True), x_dis, y, syn_lr, batches, g, "dsa")
+        theta = unroll(model, layout, start.clone().requires_grad_(True), x_dis, y, syn_lr, batches, g, "dsa")
         matching_loss(theta, start, target).backward()
     return time.perf_counter() - t0
 
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--expert", action="store_true", help="the expert recipe: lr 0.01, no momentum, no weight decay")
     t.add_argument("--compile", action="store_true", help="train through torch.compile (SELMATCH_COMPILE=1)")
     t.add_argument("--malloc", default="reuse", choices=["reuse", "system"],
-                   help="system: glibc's own behaviour (SELMATCH_MALLOC=system; see selmatch.malloc)")
+                   help="system: glibc's own behaviour (SELMATCH_MALLOC=system; see selmatch.fast.malloc)")
     a = p.parse_args(argv)
     if a.kind == "distill":
         out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps)

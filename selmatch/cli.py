@@ -14,26 +14,27 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from . import __version__
-from .data import DATASETS, load_dataset
-from .formats import DataFormatError
-from .profiles import PROFILES, get_profile
-from .scores import SCORE_KINDS, find_score_file, load_scores
-from .select import START_MODES, load_selection, random_subset, save_selection, sliding_window
+from . import __version__, pipeline
+from .artifacts import atomic_write, list_experts, load_score_record, save_score_record, save_selection, save_synset
 from .augment import AUGMENTATIONS
+from .data import DATASETS, load_dataset
+from .device import provenance, resolve_device
+from .experts import ExpertConfig
 from .networks import MODELS
+from .scores import SCORE_KINDS, find_score_file, load_scores
+from .select import START_MODES
+from .settings import PRESETS, PROFILES, get_preset, get_profile
 
 
 def _dump(obj: dict, out: str | None) -> None:
     text = json.dumps(obj, indent=2)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text + "\n")
+        atomic_write(out, lambda p: p.write_text(text + "\n"))
     print(text)
 
 
@@ -56,33 +57,28 @@ def cmd_data(args) -> int:
 
 
 def cmd_scores(args) -> int:
-    from .difficulty import record_difficulty
-
     ds = _load(args)
     cfg = _train_cfg(get_profile(args.profile).scores, args)
     t0 = time.perf_counter()
-    rec = record_difficulty(ds.normalize(ds.x_train), ds.y_train, cfg, args.seed, x_test=ds.normalize(ds.x_test),
-                            y_test=ds.y_test, el2n_epoch=min(args.el2n_epoch, cfg.epochs), num_classes=ds.num_classes)
+    rec = pipeline.difficulty_scores(ds, cfg, seed=args.seed, el2n_epoch=args.el2n_epoch, device=args.device,
+                                     progress=True)
     params = {"dataset": ds.name, "source": ds.source, "profile": args.profile, "seed": args.seed,
-              "train": cfg.__dict__, "el2n_epoch": rec.el2n_epoch, "seconds": time.perf_counter() - t0,
-              "version": __version__}
-    np.savez(args.out, scores=rec.forgetting_train.numpy(), labels=ds.y_train.numpy(),
-             forgetting_test=rec.forgetting_test.numpy(), el2n=rec.el2n_train.numpy(),
-             train_history=rec.train_history.numpy(), test_history=rec.test_history.numpy(),
-             params=np.array(json.dumps(params)))
+              "train": asdict(cfg), "el2n_epoch": rec.el2n_epoch, "seconds": time.perf_counter() - t0,
+              **provenance(args.device), "version": __version__}
+    save_score_record(args.out, {"scores": rec.forgetting_train.numpy(), "labels": ds.y_train.numpy(),
+                                 "forgetting_test": rec.forgetting_test.numpy(), "el2n": rec.el2n_train.numpy(),
+                                 "train_history": rec.train_history.numpy(), "test_history": rec.test_history.numpy()},
+                      params)
     _dump({"out": args.out, **params}, None)
     return 0
 
 
 def cmd_select(args) -> int:
     ds = _load(args)
-    if args.random:
-        sel = random_subset(ds.y_train, args.ipc, args.seed, ds.num_classes)
-    else:
-        hardness = load_scores(ds, args.score, cache=args.cache, download=not args.no_download)
-        sel = sliding_window(hardness, ds.y_train, args.ipc, args.beta, args.alpha, args.start, ds.num_classes)
+    hardness = None if args.random else load_scores(ds, args.score, cache=args.cache, download=not args.no_download)
+    sel = pipeline.initial_selection(ds, init="random" if args.random else "window", ipc=args.ipc, alpha=args.alpha,
+                                     beta=args.beta, hardness=hardness, start_mode=args.start, seed=args.seed)
     extra = {"dataset": ds.name, "score": None if args.random else str(args.score), "version": __version__}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_selection(sel, args.out, **extra)
     summary = {"out": args.out, **sel.params, **extra, "n_select": len(sel.select_idx),
                "n_distill": len(sel.distill_idx)}
@@ -94,119 +90,93 @@ def cmd_select(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_on, load_training_set
-
     ds = _load(args)
-    x, y, distilled, params = load_training_set(ds, args.selection)
+    x, y, distilled, params = pipeline.training_set(ds, args.selection)
     prof = get_profile(args.profile)
     cfg = _train_cfg(prof.eval_config(len(ds.y_train), len(x), ds.image_size), args)
-    test_hardness = None
-    if args.test_scores:
-        with np.load(args.test_scores) as z:
-            test_hardness = torch.from_numpy(z["forgetting_test"])
-        if len(test_hardness) != len(ds.y_test):
-            raise ValueError(f"--test-scores has {len(test_hardness)} test scores, {ds.name} has {len(ds.y_test)}")
-    res = evaluate_on(ds, x, y, distilled, cfg, runs=args.runs or prof.runs, seed=args.seed, test_hardness=test_hardness)
+    test_hardness = torch.from_numpy(load_score_record(args.test_scores)["forgetting_test"]) \
+        if args.test_scores else None
+    res = pipeline.evaluate_set(ds, x, y, distilled, prof, runs=args.runs, seed=args.seed, train_config=cfg,
+                                test_hardness=test_hardness, device=args.device, progress=True)
     out = {"dataset": ds.name, "profile": args.profile, "selection": args.selection, "selection_params": params,
-           "n_train": len(x), "n_distilled": int(distilled.sum()), "version": __version__, **res.as_dict()}
+           "n_distilled": int(distilled.sum()), "train": asdict(cfg), "seed": args.seed, **res,
+           **provenance(args.device), "version": __version__}
     _dump(out, args.out)
-    print(f"test accuracy: {res}", file=sys.stderr)
+    print(f"test accuracy (test half, n={len(res['runs'])} runs): {res['mean']:.2f} ± {res['std']:.2f} %; "
+          f"validation half {res['val']:.2f} %", file=sys.stderr)
     return 0
 
 
 def cmd_coverage(args) -> int:
-    from .coverage import coverage, features
-    from .evaluate import halves, load_training_set
-    from .train import train
-
     ds = _load(args)
-    x_syn, _, _, _ = load_training_set(ds, args.selection)
+    x_syn, _, _, _ = pipeline.training_set(ds, args.selection)
     prof = get_profile(args.profile)
     cfg = _train_cfg(prof.features, args)
-    net = train(ds.normalize(ds.x_train), ds.y_train, cfg, args.seed, num_classes=ds.num_classes, desc="features")
-    n_real = args.real or prof.coverage_real or len(ds.y_train)
-    real_idx = random_subset(ds.y_train, max(1, n_real // ds.num_classes), args.seed, ds.num_classes).select_idx \
-        if n_real < len(ds.y_train) else torch.arange(len(ds.y_train))
-    real = features(net, ds.normalize(ds.x_train[real_idx]))
-    groups = halves(load_scores(ds, args.score, cache=args.cache)[real_idx]) if args.score else None
-    cov = coverage(real, features(net, x_syn), groups=groups)
-    out = {"dataset": ds.name, "profile": args.profile, "selection": args.selection, "n_real": len(real_idx),
-           "n_synthetic": len(x_syn), "feature_net": cfg.__dict__, "score": args.score, "version": __version__, **cov}
+    net = pipeline.feature_network(ds, cfg, seed=args.seed, device=args.device, progress=True)
+    hardness = load_scores(ds, args.score, cache=args.cache) if args.score else None
+    probe = pipeline.CoverageProbe(ds, net, n_real=args.real or prof.coverage_real, seed=args.seed, hardness=hardness)
+    out = {"dataset": ds.name, "profile": args.profile, "selection": args.selection, "n_real": len(probe.real_idx),
+           "n_synthetic": len(x_syn), "feature_net": asdict(cfg), "score": args.score, **provenance(args.device),
+           "version": __version__, **probe(x_syn)}
     _dump(out, args.out)
     return 0
 
 
-def _expert_cfg(args):
-    from dataclasses import replace
-
-    from .presets import get_preset
-
-    base = get_preset(args.preset).expert
-    changes = {k: v for k, v in (("model", args.model), ("width", args.width), ("num_experts", args.num_experts),
-                                 ("epochs", args.epochs), ("augmentation", args.aug),
-                                 ("max_per_class", args.max_per_class)) if v is not None}
-    return replace(base, **changes)
+def _setting(args, ds, ipc=None):
+    """The experts and distillation of ``--preset`` (default: the ``--profile``'s) for this dataset."""
+    return get_preset(args.preset or getattr(args, "profile", None) or "smoke", ds.name, ds.image_size, ipc)
 
 
 def cmd_experts(args) -> int:
-    from .experts import expert_indices, train_experts
-
     ds = _load(args)
-    cfg = _expert_cfg(args)
-    idx = expert_indices(ds.y_train, cfg.max_per_class, args.seed, ds.num_classes)
+    changes = {k: v for k, v in (("model", args.model), ("width", args.width), ("num_experts", args.num_experts),
+                                 ("epochs", args.epochs), ("augmentation", args.aug),
+                                 ("max_per_class", args.max_per_class)) if v is not None}
+    cfg = replace(_setting(args, ds).expert, **changes)
     t0 = time.perf_counter()
-    paths = train_experts(ds.normalize(ds.x_train[idx]), ds.y_train[idx], ds.normalize(ds.x_test), ds.y_test, cfg,
-                          Path(args.out), seed=args.seed, num_classes=ds.num_classes, resume=args.resume,
-                          extra={"dataset": ds.name, "source": ds.source, "preset": args.preset, "version": __version__})
-    _dump({"out": args.out, "experts": len(paths), "seconds": time.perf_counter() - t0, "expert": cfg.__dict__}, None)
+    out = pipeline.expert_trajectories(ds, cfg, args.out, seed=args.seed, device=args.device, resume=args.resume,
+                                       progress=True, extra={"source": ds.source, "preset": args.preset,
+                                                             **provenance(args.device), "version": __version__})
+    _dump({"out": str(out), "experts": len(list_experts(out)), "seconds": time.perf_counter() - t0,
+           "expert": asdict(cfg)}, None)
     return 0
 
 
 def cmd_distill(args) -> int:
-    from dataclasses import replace
-
-    from .distill import config_dict, distill, save_synset
-    from .evaluate import evaluate_on
-    from .presets import get_preset
-
-    preset = get_preset(args.preset)
     ds = _load(args)
-    experts_cfg = json.loads((Path(args.experts) / "config.json").read_text()) \
-        if (Path(args.experts) / "config.json").exists() else None
-    if experts_cfg is None:
-        raise FileNotFoundError(f"{Path(args.experts) / 'config.json'} is missing; train experts with "
-                                f"`selmatch experts --out {args.experts}`")
-    net = experts_cfg["expert"]
-    ipc = args.ipc if args.ipc is not None else preset.ipc
-    alpha = args.alpha if args.alpha is not None else preset.alpha
-    beta = args.beta if args.beta is not None else preset.beta
-    if args.init == "random":
-        sel = random_subset(ds.y_train, ipc, args.seed, ds.num_classes, alpha=alpha)
-    else:
-        hardness = load_scores(ds, args.score or preset.score, cache=args.cache, download=not args.no_download)
-        sel = sliding_window(hardness, ds.y_train, ipc, beta, alpha, args.start or preset.start_mode, ds.num_classes)
+    experts_file = Path(args.experts) / "config.json"
+    if not experts_file.exists():
+        raise FileNotFoundError(f"{experts_file} is missing; train experts with `selmatch experts --out {args.experts}`")
+    experts_cfg = json.loads(experts_file.read_text())
+    setting = _setting(args, ds, args.ipc)
+    ipc, alpha, beta = (v if v is not None else d for v, d in ((args.ipc, setting.ipc), (args.alpha, setting.alpha),
+                                                               (args.beta, setting.beta)))
+    score = args.score or setting.score
+    hardness = load_scores(ds, score, cache=args.cache, download=not args.no_download) if args.init == "window" else None
+    sel = pipeline.initial_selection(ds, init=args.init, ipc=ipc, alpha=alpha, beta=beta, hardness=hardness,
+                                     start_mode=args.start or setting.start_mode, seed=args.seed)
     changes = {k: v for k, v in (("iterations", args.iterations), ("syn_steps", args.syn_steps),
                                  ("lr_img", args.lr_img), ("memory", args.memory)) if v is not None}
-    cfg = replace(preset.distill, **changes)
+    # the network is the experts' own, so the two always match
+    setting = replace(setting, expert=ExpertConfig(**experts_cfg["expert"]), distill=replace(setting.distill, **changes))
     prof = get_profile(args.profile)
     eval_at = tuple(int(v) for v in args.eval_at.split(",")) if args.eval_at else ()
 
     def on_eval(iteration, images, labels, flags):
-        ecfg = prof.eval_config(len(ds.y_train), len(images), ds.image_size)
-        return evaluate_on(ds, images, labels, flags, ecfg.with_(augmentation="combined"), runs=1, seed=args.seed,
-                           progress=False).as_dict()
+        return pipeline.evaluate_set(ds, images, labels, flags, prof, augmentation="combined", runs=1, seed=args.seed,
+                                     device=args.device)
 
-    result = distill(ds.normalize(ds.x_train[sel.select_idx]), ds.y_train[sel.select_idx],
-                     ds.normalize(ds.x_train[sel.distill_idx]), ds.y_train[sel.distill_idx], args.experts,
-                     net["model"], num_classes=ds.num_classes, cfg=cfg, width=net["width"], depth=net["depth"],
-                     seed=args.seed, out=args.out, resume=args.resume, eval_at=eval_at, on_eval=on_eval)
-    config = {"dataset": ds.name, "source": ds.source, "preset": args.preset, "selection": sel.params,
-              "init": args.init, "score": None if args.init == "random" else (args.score or preset.score),
-              "distill": config_dict(cfg), "experts": args.experts, "expert_config": experts_cfg,
-              "seed": args.seed, "version": __version__}
+    result = pipeline.distill_selection(ds, sel, args.experts, setting, seed=args.seed, device=args.device,
+                                        out=args.out, resume=args.resume, eval_at=eval_at, on_eval=on_eval,
+                                        progress=True)
+    config = {"dataset": ds.name, "source": ds.source, "preset": args.preset, "profile": args.profile,
+              "selection": sel.params, "init": args.init, "score": None if args.init == "random" else score,
+              "distill": asdict(setting.distill), "experts": args.experts, "expert_config": experts_cfg,
+              "seed": args.seed, **provenance(args.device), "version": __version__}
     out = Path(args.out)
-    save_synset(result, out / "synset.npz", sel.indices, config)
-    (out / "history.json").write_text(json.dumps(result.history) + "\n")
+    save_synset(out / "synset.npz", result.images, result.labels, result.is_distilled, sel.indices, result.syn_lr,
+                config)
+    atomic_write(out / "history.json", lambda p: p.write_text(json.dumps(result.history) + "\n"))
     _dump({"out": str(out / "synset.npz"), "images": len(result.images), "distilled": int(result.is_distilled.sum()),
            "syn_lr": result.syn_lr, "final_loss": result.history["loss"][-1] if result.history["loss"] else None,
            "evals": {k: v["mean"] for k, v in result.history["evals"].items()}}, None)
@@ -232,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--epochs", type=int, help="override the number of epochs")
         sp.add_argument("--lr", type=float, help="override the learning rate")
         sp.add_argument("--seed", type=int, default=0)
+        device(sp)
+
+    def device(sp):
+        sp.add_argument("--device", default="cpu", help="where to compute: cpu, cuda, cuda:1, mps (default cpu)")
 
     def training_set(sp):
         sp.add_argument("--selection", "--set", dest="selection", required=True,
@@ -280,11 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--real", type=int, help="number of real images (class-balanced sample; default: profile's)")
     c.set_defaults(func=cmd_coverage)
 
-    from .presets import PRESETS
-
     x = sub.add_parser("experts", help="train expert trajectories (parameters after every epoch)")
     common(x)
-    x.add_argument("--preset", default="smoke", choices=list(PRESETS), help="network and training (default smoke)")
+    x.add_argument("--preset", default="smoke", choices=list(PRESETS),
+                   help="a profile (its experts, fitted to the dataset's image size) or a paper setting (default smoke)")
     x.add_argument("--model", choices=list(MODELS))
     x.add_argument("--width", type=int)
     x.add_argument("--num-experts", type=int)
@@ -293,13 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--max-per-class", type=int, help="train on a class-balanced subset of this many images per class")
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--resume", action="store_true", help="continue at the first expert without a file")
+    device(x)
     x.add_argument("--out", required=True, help="output folder")
     x.set_defaults(func=cmd_experts)
 
     t = sub.add_parser("distill", help="SelMatch distillation: trajectory matching with partial update")
     common(t)
     t.add_argument("--experts", required=True, help="folder written by `selmatch experts`")
-    t.add_argument("--preset", default="smoke", choices=list(PRESETS), help="hyperparameters (default smoke)")
+    t.add_argument("--preset", choices=list(PRESETS),
+                   help="a profile's distillation or a paper setting (default: the --profile's; at paper, the "
+                        "official setting for the dataset and --ipc)")
     t.add_argument("--ipc", type=int)
     t.add_argument("--alpha", type=float)
     t.add_argument("--beta", type=float)
@@ -313,9 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute: ConvNet's first block recomputed, about half the memory per student step; "
                         "constant: per-step rematerialisation, memory independent of --syn-steps; same gradients")
     t.add_argument("--eval-at", help="comma-separated iterations to evaluate (recorded, never used to choose)")
-    t.add_argument("--profile", default="smoke", choices=list(PROFILES), help="evaluation scale for --eval-at")
+    t.add_argument("--profile", default="smoke", choices=list(PROFILES),
+                   help="compute scale: the default --preset and the evaluations of --eval-at (default smoke)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    device(t)
     t.add_argument("--out", required=True, help="output folder (synset.npz, history.json, checkpoint.pt)")
     t.set_defaults(func=cmd_distill)
     return p
@@ -324,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None) is not None:
+            resolve_device(args.device)          # a device this machine lacks fails before any work
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:  # expected user errors: one clear line, no traceback
         print(f"selmatch {args.command}: error: {e}", file=sys.stderr)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .device import model_device
+
 
 @torch.no_grad()
-def features(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, device: str = "cpu") -> torch.Tensor:
-    """Penultimate-layer features (``model.embed``) of ``x``, float32 ``[N, D]``."""
+def features(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Penultimate-layer features (``model.embed``, on the model's device) of ``x``, float32 ``[N, D]`` on the CPU."""
     model.eval()
+    device = model_device(model)
     return torch.cat([model.embed(x[i:i + batch_size].to(device)).float().cpu()
                       for i in range(0, len(x), batch_size)])
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import download as dl
+from .artifacts import atomic_write
 from .formats import DataFormatError, Split, cifar_files, mnist5k_file, read_cifar, read_mnist5k, read_npz, read_tiny
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # FACTS §3 (C10 and C100)
@@ -188,10 +189,7 @@ def _cached(spec: DatasetSpec, key: str, read, cache: Path, use_cache: bool) -> 
     train, test = read()
     blob = {"train": _to_tensors(train), "test": _to_tensors(test), "classes": list(train.classes)}
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(blob, tmp))
     return blob
 
 

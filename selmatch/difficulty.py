@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .device import DeviceLike
 from .train import TrainConfig, predict, train
 
 
@@ -57,9 +58,10 @@ class DifficultyRecord:
 
 def record_difficulty(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *,
                       x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
-                      el2n_epoch: int = 1, num_classes: int | None = None, progress: bool = True) -> DifficultyRecord:
-    """Train ``cfg`` on ``(x, y)`` and record correctness histories and EL2N (after epoch ``el2n_epoch``,
-    counting from 1)."""
+                      el2n_epoch: int = 1, num_classes: int | None = None, progress: bool = True,
+                      device: DeviceLike = "cpu") -> DifficultyRecord:
+    """Train ``cfg`` on ``(x, y)`` on ``device`` and record correctness histories and EL2N (after epoch
+    ``el2n_epoch``, counting from 1)."""
     if not 1 <= el2n_epoch <= cfg.epochs:
         raise ValueError(f"el2n_epoch={el2n_epoch} must lie in [1, {cfg.epochs}] (the number of epochs)")
     train_hist = torch.zeros(cfg.epochs, len(x), dtype=torch.bool)
@@ -67,15 +69,21 @@ def record_difficulty(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: 
     el2n_scores = torch.zeros(len(x), dtype=torch.float64)
     y_cpu = y.cpu()
 
+    pending: list[tuple[torch.Tensor, torch.Tensor]] = []      # read back once per epoch, not per step
+
     def on_batch(epoch, idx, logits):
-        train_hist[epoch, idx] = logits.argmax(1).cpu() == y_cpu[idx]
+        pending.append((idx, logits.argmax(1)))
 
     def on_epoch(epoch, model):
+        if pending:
+            idx, pred = torch.cat([i for i, _ in pending]), torch.cat([p for _, p in pending]).cpu()
+            train_hist[epoch, idx] = pred == y_cpu[idx]
+            pending.clear()
         if x_test is not None:
-            test_hist[epoch] = predict(model, x_test, device=cfg.device).argmax(1) == y_test.cpu()
+            test_hist[epoch] = predict(model, x_test).argmax(1) == y_test.cpu()
         if epoch + 1 == el2n_epoch:
-            el2n_scores.copy_(el2n(predict(model, x, device=cfg.device), y_cpu))
+            el2n_scores.copy_(el2n(predict(model, x), y_cpu))
 
     train(x, y, cfg, seed, num_classes=num_classes, on_batch=on_batch, on_epoch=on_epoch, progress=progress,
-          desc="difficulty")
+          desc="difficulty", device=device)
     return DifficultyRecord(train_hist, test_hist, el2n_scores, el2n_epoch)

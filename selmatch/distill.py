@@ -2,13 +2,17 @@
 
 The synthetic set is D_select (real images, frozen) followed by D_distill (learnable), plus a learnable
 student step size ``syn_lr``. Each iteration draws an expert and a start epoch ``t < max_start_epoch``,
-starts a student at the expert's parameters theta*_t, takes ``syn_steps`` SGD steps on minibatches of
-the whole synthetic set (with differentiable DSA), and minimises
+starts a student (:mod:`selmatch.student`) at the expert's parameters theta*_t, takes ``syn_steps`` SGD
+steps on minibatches of the whole synthetic set (with differentiable DSA), and minimises
 
     || theta_hat_{t+N} - theta*_{t+M} ||^2  /  || theta*_t - theta*_{t+M} ||^2
 
-with SGD (momentum 0.5) on D_distill and ``syn_lr`` only. The student runs as a stock ``nn.Module``
-through ``torch.func.functional_call`` on a parameter dict unflattened from one vector.
+with SGD (momentum 0.5) on D_distill and ``syn_lr`` only.
+
+Everything runs on the ``device`` given (the images, ``syn_lr``, the optimisers, the student and each expert
+trajectory, moved there once). The losses are read back to the host every few iterations, not after
+each one, and checked for divergence (with the images and ``syn_lr``) before every checkpoint, so a
+checkpoint never holds a diverged state.
 
 ``alpha = 1`` with a random initialisation is plain MTT; ``alpha = 0`` leaves nothing to update.
 Long runs checkpoint every ``checkpoint_every`` iterations and resume bit-for-bit (every random draw
@@ -18,22 +22,21 @@ iteration's; optional evaluations along the way are recorded, never used to choo
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
 from tqdm import tqdm
 
-from .augment import augment
-from .experts import Trajectory, list_experts, load_trajectory
+from .artifacts import Trajectory, list_experts, load_checkpoint, load_trajectory, save_checkpoint
+from .device import DeviceLike, resolve_device
+from .fast.constant import matching_grads
 from .networks import build_model
+from .student import ParamLayout, matching_loss, minibatches, unroll
 
 
 class DistillationDiverged(RuntimeError):
@@ -58,8 +61,8 @@ class DistillConfig:
     momentum: float = 0.5
     augmentation: str = "dsa"     # "dsa" or "none" inside the unrolled student
     checkpoint_every: int = 100
-    memory: str = "default"       # "recompute": first block recomputed (selmatch.recompute), ~1/2 the memory per
-                                  # step; "constant": per-step rematerialisation (selmatch.remat); same gradients
+    memory: str = "default"       # "recompute": first block recomputed (selmatch.fast.recompute), ~1/2 the memory per
+                                  # step; "constant": per-step rematerialisation (selmatch.fast.constant); same gradients
 
     def __post_init__(self):
         for name in ("iterations", "syn_steps", "expert_epochs", "max_start_epoch", "checkpoint_every"):
@@ -87,186 +90,215 @@ class DistillResult:
     history: dict = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------- the unrolled student
+# ----------------------------------------------------------------------------- the pieces of the loop
 
-def unflatten(theta: torch.Tensor, names: list[str], shapes: list[list[int]]) -> dict[str, torch.Tensor]:
-    sizes = [math.prod(s) for s in shapes]
-    return {n: t.view(s) for n, t, s in zip(names, torch.split(theta, sizes), shapes)}
+class ExpertPool:
+    """The expert trajectories, each read from disk and moved to the device once, when first drawn."""
 
+    def __init__(self, experts: str | os.PathLike | list[Trajectory], device: torch.device):
+        self.paths = None if isinstance(experts, list) else list_experts(Path(experts))
+        self.trajs: list[Trajectory | None] = [t.to(device) for t in experts] if self.paths is None \
+            else [None] * len(self.paths)
+        self.device = device
 
-def unroll(model, names, shapes, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, syn_lr: torch.Tensor,
-           batches: list[torch.Tensor], g: torch.Generator | None = None, augmentation: str = "none") -> torch.Tensor:
-    """``len(batches)`` differentiable SGD steps of the student from flat parameters ``theta``."""
-    for idx in batches:
-        xb = x[idx] if augmentation == "none" else augment(x[idx], augmentation, g)
-        out = functional_call(model, unflatten(theta, names, shapes), (xb,))
-        ce = F.cross_entropy(out, y[idx])
-        grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
-        theta = theta - syn_lr * grad
-    return theta
+    def __len__(self) -> int:
+        return len(self.trajs)
 
-
-def matching_loss(theta_n: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||theta_n - target||^2 / ||start - target||^2."""
-    return (theta_n - target).square().sum() / (start - target).square().sum()
+    def __getitem__(self, k: int) -> Trajectory:
+        if self.trajs[k] is None:
+            self.trajs[k] = load_trajectory(self.paths[k], mmap=False).to(self.device)
+        return self.trajs[k]
 
 
-def minibatches(n: int, batch: int | None, steps: int, g: torch.Generator) -> list[torch.Tensor]:
-    """Indices for ``steps`` minibatches: chunks of fresh random permutations, as MTT draws them."""
-    batch = batch or n
-    chunks: list[torch.Tensor] = []
-    out = []
-    for _ in range(steps):
-        if not chunks:
-            chunks = list(torch.split(torch.randperm(n, generator=g), batch))
-        out.append(chunks.pop())
-    return out
+@dataclass
+class _State:
+    """Everything an iteration changes, and so everything a checkpoint holds."""
+
+    x_dis: torch.Tensor
+    syn_lr: torch.Tensor
+    opt_img: torch.optim.Optimizer
+    opt_lr: torch.optim.Optimizer
+    g: torch.Generator
+    history: dict
+    iteration: int = 0
+
+    @classmethod
+    def fresh(cls, x_distill: torch.Tensor, cfg: DistillConfig, seed: int, device: torch.device) -> "_State":
+        x_dis = x_distill.detach().to(device, torch.float32, copy=True).requires_grad_(True)
+        syn_lr = torch.tensor(float(cfg.lr_init), device=device, requires_grad=True)
+        return cls(x_dis, syn_lr, torch.optim.SGD([x_dis], lr=cfg.lr_img, momentum=cfg.momentum),
+                   torch.optim.SGD([syn_lr], lr=cfg.lr_lr, momentum=cfg.momentum),
+                   torch.Generator().manual_seed(seed), {"loss": [], "syn_lr": [], "seconds": [], "evals": {}})
+
+    def snapshot(self) -> dict:
+        return {"iteration": self.iteration, "x_distill": self.x_dis.detach().cpu(), "syn_lr": self.syn_lr.detach().cpu(),
+                "opt_img": _cpu(self.opt_img.state_dict()), "opt_lr": _cpu(self.opt_lr.state_dict()),
+                "generator": self.g.get_state(), "history": json.dumps(self.history)}
+
+    def restore(self, state: dict) -> None:
+        """Load a checkpoint written on any device onto this state's device."""
+        if tuple(state["x_distill"].shape) != tuple(self.x_dis.shape):
+            raise ValueError(f"the checkpoint holds {tuple(state['x_distill'].shape)} distilled images but this "
+                             f"run distills {tuple(self.x_dis.shape)}: it belongs to another run; use another "
+                             "output folder or run without resume")
+        with torch.no_grad():
+            self.x_dis.copy_(state["x_distill"])
+            self.syn_lr.copy_(state["syn_lr"])
+        self.opt_img.load_state_dict(state["opt_img"])    # optimiser state follows its parameters' device
+        self.opt_lr.load_state_dict(state["opt_lr"])
+        self.g.set_state(state["generator"])
+        self.history, self.iteration = json.loads(state["history"]), int(state["iteration"])
+
+
+def _cpu(obj):
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def _student(model: str, ref: torch.Tensor, num_classes: int, width, depth, cfg: DistillConfig, experts: ExpertPool,
+             device: torch.device) -> tuple[torch.nn.Module, ParamLayout]:
+    """The student network (on ``device``) and its parameter layout, checked against the experts'."""
+    first = experts[0]
+    if cfg.max_start_epoch + cfg.expert_epochs - 1 > first.epochs:
+        raise ValueError(f"max_start_epoch={cfg.max_start_epoch} with expert_epochs={cfg.expert_epochs} needs experts "
+                         f"of at least {cfg.max_start_epoch + cfg.expert_epochs - 1} epochs; these have {first.epochs}")
+    net = build_model(model, ref.shape[1], num_classes, ref.shape[-1], width=width, depth=depth).to(device)
+    if cfg.memory == "recompute" and hasattr(net, "recompute_blocks"):   # exact (selmatch.fast.recompute)
+        net.recompute_blocks = 1
+    layout = ParamLayout.of(net)
+    if layout != first.layout:
+        raise ValueError(f"the experts were trained with another network than model={model!r} "
+                         f"(width={width}, depth={depth}): theirs has {first.layout.describe()}, this one "
+                         f"{layout.describe()}; use the preset or flags the experts were made with")
+    return net, layout
+
+
+def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...]) -> dict | None:
+    """The checkpoint to continue from, or None (none there, or it lacks evaluations now asked for)."""
+    if ckpt is None or not ckpt.exists():
+        return None
+    state = load_checkpoint(ckpt)
+    done = json.loads(state["history"])["evals"]
+    missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in done]
+    if missed:   # a run made without these evaluations: redo it (deterministic) rather than skip them
+        warnings.warn(f"checkpoint {ckpt} is at iteration {int(state['iteration'])} but has no evaluation at "
+                      f"{missed}; distilling again from iteration 0", stacklevel=3)
+        return None
+    return state
+
+
+def _iteration(net, layout: ParamLayout, experts: ExpertPool, st: _State, x_select: torch.Tensor, y_all: torch.Tensor,
+               cfg: DistillConfig) -> torch.Tensor:
+    """One iteration: draw an expert segment and minibatches, match, update D_distill and syn_lr.
+    Returns the matching loss as a device tensor (read back later, without a sync per iteration)."""
+    g = st.g
+    traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
+    t = int(torch.randint(cfg.max_start_epoch, (1,), generator=g))
+    start, target = traj.params[t], traj.params[t + cfg.expert_epochs]
+    batches = [b.to(x_select.device) for b in minibatches(len(x_select) + len(st.x_dis), cfg.batch_syn, cfg.syn_steps, g)]
+    st.opt_img.zero_grad(set_to_none=True)
+    st.opt_lr.zero_grad(set_to_none=True)
+    if cfg.memory == "constant":
+        loss, st.x_dis.grad, grad_lr = matching_grads(net, layout, start, target, x_select, st.x_dis, y_all, st.syn_lr,
+                                                      batches, g, cfg.augmentation)
+        st.syn_lr.grad = grad_lr.reshape(st.syn_lr.shape)
+    else:
+        theta_n = unroll(net, layout, start.clone().requires_grad_(True), torch.cat([x_select, st.x_dis]), y_all,
+                         st.syn_lr, batches, g, cfg.augmentation)
+        loss = matching_loss(theta_n, start, target)
+        loss.backward()
+    st.opt_img.step()
+    st.opt_lr.step()
+    st.iteration += 1
+    return loss.detach()
+
+
+def _diverged(st: _State, losses: list[torch.Tensor], cfg: DistillConfig, ckpt: Path | None) -> DistillationDiverged:
+    values = torch.stack(losses).cpu()
+    first = int(st.iteration - len(losses) + int((~torch.isfinite(values)).nonzero()[0])) \
+        if not torch.isfinite(values).all() else st.iteration - 1
+    return DistillationDiverged(
+        f"distillation diverged at iteration {first} (matching loss {values.tolist()[first - st.iteration]}, "
+        f"or non-finite images or syn_lr after the update); lower lr_img (now {cfg.lr_img}) or lr_init/lr_lr "
+        f"for syn_lr (now {cfg.lr_init}/{cfg.lr_lr}). "
+        + (f"The last checkpoint, {ckpt}, predates the divergence and is kept." if ckpt else ""))
+
+
+def _record(st: _State, losses: list[torch.Tensor], lrs: list[torch.Tensor], seconds: list[float], cfg, ckpt) -> None:
+    """Read the pending losses back (one host sync for the lot), check them and the images, log them."""
+    if not losses:
+        return
+    finite = torch.isfinite(torch.stack(losses)).all() & torch.isfinite(st.x_dis.detach()).all() \
+        & torch.isfinite(st.syn_lr.detach())
+    if not bool(finite):
+        raise _diverged(st, losses, cfg, ckpt)
+    st.history["loss"] += torch.stack(losses).cpu().tolist()
+    st.history["syn_lr"] += torch.stack(lrs).cpu().tolist()
+    st.history["seconds"] += seconds
+    losses.clear(), lrs.clear(), seconds.clear()
 
 
 # ----------------------------------------------------------------------------- the distillation loop
-
-def _checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def matching_grads(*args, **kwargs):
-    from .remat import matching_grads as mg   # imported lazily: remat imports this module
-
-    return mg(*args, **kwargs)
-
 
 def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Tensor, y_distill: torch.Tensor,
             experts: str | os.PathLike | list[Trajectory], model: str, *, num_classes: int, cfg: DistillConfig,
             width: int | None = None, depth: int | None = None, seed: int = 0, out: str | os.PathLike | None = None,
             resume: bool = False, eval_at: tuple[int, ...] = (),
             on_eval: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None,
-            progress: bool = True) -> DistillResult:
-    """Distill ``x_distill`` (normalised floats) next to the frozen ``x_select``; see the module docstring.
+            progress: bool = True, device: DeviceLike = "cpu") -> DistillResult:
+    """Distill ``x_distill`` (normalised floats) next to the frozen ``x_select`` on ``device``; see the module
+    docstring.
 
     Args:
         experts: a folder of expert files or a list of trajectories.
         model, width, depth: the network the experts were trained with.
-        out: folder for ``checkpoint.pt`` (needed for ``resume``).
-        eval_at: iterations at which ``on_eval(iteration, images, labels, is_distilled)`` is called; its
-            dict is recorded in the history. It never changes what is returned.
+        out: folder for ``checkpoint.pt`` (needed for ``resume``); written every ``cfg.checkpoint_every``
+            iterations, after the iterations since the last one were checked for divergence.
+        eval_at: iterations at which ``on_eval(iteration, images, labels, is_distilled)`` is called (CPU
+            tensors); its dict is recorded in the history. It never changes what is returned.
+        device: where the student, the images, ``syn_lr``, the optimisers and the trajectories live.
     """
-    trajs = experts if isinstance(experts, list) else [None] * len(list_experts(Path(experts)))
-    paths = None if isinstance(experts, list) else list_experts(Path(experts))
-
-    def expert(k: int) -> Trajectory:
-        if trajs[k] is None:
-            trajs[k] = load_trajectory(paths[k])
-        return trajs[k]
-
-    first = expert(0)
-    if cfg.max_start_epoch + cfg.expert_epochs - 1 > first.epochs:
-        raise ValueError(f"max_start_epoch={cfg.max_start_epoch} with expert_epochs={cfg.expert_epochs} needs experts "
-                         f"of at least {cfg.max_start_epoch + cfg.expert_epochs - 1} epochs; these have {first.epochs}")
-    ref = x_distill if len(x_distill) else x_select
-    net = build_model(model, ref.shape[1], num_classes, ref.shape[-1], width=width, depth=depth)
-    if cfg.memory == "recompute" and hasattr(net, "recompute_blocks"):   # exact (selmatch.recompute)
-        net.recompute_blocks = 1
-    mine = [(n, list(p.shape)) for n, p in net.named_parameters()]
-    if mine != list(zip(first.names, first.shapes)):
-        raise ValueError(f"the experts were trained with another network than model={model!r} "
-                         f"(width={width}, depth={depth}); use the preset or flags the experts were made with")
-
-    g = torch.Generator().manual_seed(seed)
-    x_dis = x_distill.detach().clone().float().requires_grad_(True)
-    syn_lr = torch.tensor(float(cfg.lr_init), requires_grad=True)
-    opt_img = torch.optim.SGD([x_dis], lr=cfg.lr_img, momentum=cfg.momentum)
-    opt_lr = torch.optim.SGD([syn_lr], lr=cfg.lr_lr, momentum=cfg.momentum)
-    y_all = torch.cat([y_select, y_distill])
-    history = {"loss": [], "syn_lr": [], "seconds": [], "evals": {}}
-    it0 = 0
+    device = resolve_device(device)
+    pool = ExpertPool(experts, device)
+    net, layout = _student(model, x_distill if len(x_distill) else x_select, num_classes, width, depth, cfg, pool,
+                           device)
+    st = _State.fresh(x_distill, cfg, seed, device)
     ckpt = Path(out) / "checkpoint.pt" if out else None
-    state = torch.load(ckpt, weights_only=True) if resume and ckpt is not None and ckpt.exists() else None
-    if state is not None:
-        done = json.loads(state["history"])["evals"]
-        missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in done]
-        if missed:   # a run made without these evaluations: redo it (deterministic) rather than skip them
-            warnings.warn(f"checkpoint {ckpt} is at iteration {int(state['iteration'])} but has no evaluation at "
-                          f"{missed}; distilling again from iteration 0", stacklevel=2)
-            state = None
-    if state is not None:
-        x_dis.data.copy_(state["x_distill"])
-        syn_lr.data.copy_(state["syn_lr"])
-        opt_img.load_state_dict(state["opt_img"])
-        opt_lr.load_state_dict(state["opt_lr"])
-        g.set_state(state["generator"])
-        history, it0 = json.loads(state["history"]), int(state["iteration"])
-    elif ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
+    saved = _resume_state(ckpt, eval_at) if resume else None
+    if saved is not None:
+        st.restore(saved)
+    x_sel, y_all = x_select.to(device, torch.float32), torch.cat([y_select, y_distill]).to(device)
+    flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_distill), dtype=torch.bool)])
 
-    def snapshot(iteration: int) -> dict:
-        return {"iteration": iteration, "x_distill": x_dis.detach().clone(), "syn_lr": syn_lr.detach().clone(),
-                "opt_img": opt_img.state_dict(), "opt_lr": opt_lr.state_dict(), "generator": g.get_state(),
-                "history": json.dumps(history)}
+    def images() -> torch.Tensor:
+        return torch.cat([x_select.float(), st.x_dis.detach().cpu()])
 
-    def maybe_eval(iteration: int) -> None:
-        if on_eval is not None and iteration in eval_at and str(iteration) not in history["evals"]:
-            images = torch.cat([x_select, x_dis.detach()])
-            flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_dis), dtype=torch.bool)])
-            history["evals"][str(iteration)] = on_eval(iteration, images, y_all, flags)
+    def maybe_eval() -> None:
+        if on_eval is not None and st.iteration in eval_at and str(st.iteration) not in st.history["evals"]:
+            st.history["evals"][str(st.iteration)] = on_eval(st.iteration, images(), y_all.cpu(), flags)
 
-    n_total = len(x_select) + len(x_dis)
-    iterations = cfg.iterations if len(x_dis) else it0   # alpha = 0: nothing to distill, nothing changes
-    bar = tqdm(range(it0, iterations), desc="distill", disable=not progress, initial=it0, total=iterations)
-    for it in bar:
-        maybe_eval(it)
+    iterations = cfg.iterations if len(x_distill) else st.iteration   # alpha = 0: nothing to distill
+    log_every = min(cfg.checkpoint_every, 10)
+    losses, lrs, seconds = [], [], []
+    bar = tqdm(total=iterations, initial=st.iteration, desc="distill", disable=not progress)
+    while st.iteration < iterations:
+        maybe_eval()
         t0 = time.perf_counter()
-        k = int(torch.randint(len(trajs), (1,), generator=g))
-        t = int(torch.randint(cfg.max_start_epoch, (1,), generator=g))
-        traj = expert(k)
-        start, target = traj.params[t].float(), traj.params[t + cfg.expert_epochs].float()
-        batches = minibatches(n_total, cfg.batch_syn, cfg.syn_steps, g)
-        if cfg.memory == "constant":
-            loss, grad_x, grad_lr = matching_grads(net, traj.names, traj.shapes, start, target, x_select, x_dis,
-                                                   y_all, syn_lr, batches, g, cfg.augmentation)
-        else:
-            theta0 = start.clone().requires_grad_(True)
-            x_all = torch.cat([x_select, x_dis])
-            theta_n = unroll(net, traj.names, traj.shapes, theta0, x_all, y_all, syn_lr, batches, g, cfg.augmentation)
-            loss = matching_loss(theta_n, start, target)
-        if not torch.isfinite(loss):
-            raise DistillationDiverged(
-                f"matching loss is {loss.item()} at iteration {it} (syn_lr={syn_lr.item():.3g}); lower lr_img "
-                f"(now {cfg.lr_img}) or lr_init/lr_lr for syn_lr (now {cfg.lr_init}/{cfg.lr_lr}). "
-                + (f"The last good checkpoint is kept in {ckpt}." if ckpt else ""))
-        opt_img.zero_grad(set_to_none=True)
-        opt_lr.zero_grad(set_to_none=True)
-        if cfg.memory == "constant":
-            x_dis.grad, syn_lr.grad = grad_x, grad_lr.reshape(syn_lr.shape)
-        else:
-            loss.backward()
-        opt_img.step()
-        opt_lr.step()
-        history["loss"].append(loss.item())
-        history["syn_lr"].append(syn_lr.item())
-        history["seconds"].append(time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{loss.item():.4f}", syn_lr=f"{syn_lr.item():.2e}")
-        if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it + 1 == iterations):
-            _checkpoint(ckpt, snapshot(it + 1))
-    maybe_eval(iterations)
-    images = torch.cat([x_select, x_dis.detach()])
-    flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_dis), dtype=torch.bool)])
-    return DistillResult(images, y_all, flags, syn_lr.item(), history)
-
-
-def save_synset(result: DistillResult, path: str | os.PathLike, source_idx: torch.Tensor, config: dict) -> None:
-    """Write ``images``, ``labels``, ``is_distilled``, ``source_idx``, ``syn_lr`` and the config."""
-    import numpy as np
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, images=result.images.numpy().astype(np.float32), labels=result.labels.numpy(),
-             is_distilled=result.is_distilled.numpy(), source_idx=source_idx.numpy(),
-             syn_lr=np.float32(result.syn_lr), config=np.array(json.dumps(config)))
-    os.replace(tmp, path)
-
-
-def config_dict(cfg: DistillConfig) -> dict:
-    return asdict(cfg)
+        losses.append(_iteration(net, layout, pool, st, x_sel, y_all, cfg))
+        lrs.append(st.syn_lr.detach().clone())
+        seconds.append(time.perf_counter() - t0)
+        bar.update(1)
+        due = st.iteration % cfg.checkpoint_every == 0 or st.iteration == iterations
+        if due or st.iteration % log_every == 0:
+            _record(st, losses, lrs, seconds, cfg, ckpt)
+            bar.set_postfix(loss=f"{st.history['loss'][-1]:.4f}", syn_lr=f"{st.history['syn_lr'][-1]:.2e}")
+        if due and ckpt is not None:
+            save_checkpoint(ckpt, st.snapshot())
+    bar.close()
+    maybe_eval()
+    return DistillResult(images(), y_all.cpu(), flags, float(st.syn_lr.detach().cpu()), st.history)

@@ -12,15 +12,15 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .fastgrad import BatchNorm, InstanceNorm, conv_block, instance_norm, relu_pool
-from .recompute import recomputed
+from .fast.fastgrad import BatchNorm, InstanceNorm, conv_block, instance_norm, relu_pool
+from .fast.recompute import recomputed
 
 NORMS = ("instance", "batch", "none")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     # The official "instancenorm" (one group per channel, affine) and BatchNorm, both computed by
-    # selmatch.fastgrad: the same values and parameters, a cheaper second derivative for the unroll.
+    # selmatch.fast.fastgrad: the same values and parameters, a cheaper second derivative for the unroll.
     if kind == "instance":
         return InstanceNorm(channels)
     if kind == "batch":
@@ -56,7 +56,7 @@ class ConvNet(nn.Module):
     linear head on the flattened features.
 
     ``recompute_blocks = k`` (default 0) runs the first ``k`` blocks through
-    :func:`selmatch.recompute.recomputed` whenever autograd is recording: the same values and gradients,
+    :func:`selmatch.fast.recompute.recomputed` whenever autograd is recording: the same values and gradients,
     with only each block's input kept for the backward passes. ``DistillConfig(memory="recompute")`` sets
     it to 1, which cuts the memory of a twice-differentiated unroll step by about two thirds."""
 
@@ -146,6 +146,18 @@ MODELS = {
     "resnet18_bn": partial(ResNet18BN, width=64, stem_stride=1),
     "resnet18_bn_tiny": partial(ResNet18BN, width=64, stem_stride=2),
 }
+
+
+def for_image_size(model: str, depth: int | None, image_size: int) -> tuple[str, int | None]:
+    """``(model, depth)`` as the paper uses them on images of ``image_size`` pixels: on 64x64 images
+    (TinyImageNet) ConvNet gets a fourth block (ConvNetD4) and ResNet-18 its stride-2 stem. The one place
+    this rule is written; :mod:`selmatch.settings` applies it to every network a profile trains."""
+    if image_size >= 64:
+        if model == "resnet18_bn":
+            return "resnet18_bn_tiny", depth
+        if model.startswith("convnet") and depth is None:
+            return model, 4
+    return model, depth
 
 
 def build_model(name: str, channels: int, num_classes: int, image_size: int, *, width: int | None = None,

@@ -121,34 +121,3 @@ def random_subset(labels: torch.Tensor, ipc: int, seed: int, num_classes: int | 
     params = {"method": "random", "ipc": ipc, "seed": seed, "alpha": alpha, "n_select_per_class": n_select,
               "n_distill_per_class": ipc - n_select}
     return Selection(torch.cat(select), torch.cat(distill), None, params)
-
-
-def save_selection(sel: Selection, path, **extra) -> None:
-    """Write ``select_idx``, ``distill_idx``, the scores and the parameters to an npz file."""
-    import json
-
-    import numpy as np
-
-    arrays = {"select_idx": sel.select_idx.numpy(), "distill_idx": sel.distill_idx.numpy(),
-              "params": np.array(json.dumps({**sel.params, **extra}))}
-    if sel.scores is not None:
-        arrays["scores"] = sel.scores.numpy()
-    np.savez(path, **arrays)
-
-
-def load_selection(path) -> Selection:
-    import json
-
-    import numpy as np
-
-    from .formats import _READ_ERRORS, DataFormatError
-
-    try:
-        with np.load(path) as z:
-            return Selection(torch.from_numpy(z["select_idx"]).long(), torch.from_numpy(z["distill_idx"]).long(),
-                             torch.from_numpy(z["scores"]) if "scores" in z.files else None,
-                             json.loads(str(z["params"])))
-    except _READ_ERRORS as e:
-        raise DataFormatError(f"{path}: not a selection file ({type(e).__name__}: {e}); "
-                              "write one with `selmatch select`") from e
-

@@ -17,7 +17,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import AUGMENTATIONS, augment
-from .malloc import reuse_freed_memory
+from .device import DeviceLike, model_device, resolve_device
+from .fast.malloc import reuse_freed_memory
 from .networks import MODELS, build_model
 
 
@@ -35,7 +36,6 @@ class TrainConfig:
     batch_size: int = 128
     augmentation: str = "dsa"       # none | simple | dsa | combined
     min_lr_ratio: float = 0.01      # cosine schedule ends at min_lr_ratio * lr
-    device: str = "cpu"
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -52,12 +52,14 @@ class TrainConfig:
         return replace(self, **changes)
 
 
-def new_model(cfg: TrainConfig, channels: int, num_classes: int, image_size: int, seed: int) -> nn.Module:
-    """Build ``cfg.model`` with weights drawn from ``seed`` (the caller's global RNG is restored)."""
+def new_model(cfg: TrainConfig, channels: int, num_classes: int, image_size: int, seed: int,
+              device: DeviceLike = "cpu") -> nn.Module:
+    """Build ``cfg.model`` with weights drawn from ``seed`` on the CPU (the same weights on every device; the
+    caller's global RNG is restored), then move it to ``device``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(cfg.model, channels, num_classes, image_size, width=cfg.width, depth=cfg.depth)
-    return model.to(cfg.device)
+    return model.to(resolve_device(device))
 
 
 def cosine_lr(step: int, total: int, lr: float, min_ratio: float) -> float:
@@ -84,8 +86,12 @@ EpochHook = Callable[[int, nn.Module], None]                      # (epoch, mode
 
 def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_classes: int | None = None,
           distilled: torch.Tensor | None = None, on_batch: BatchHook | None = None,
-          on_epoch: EpochHook | None = None, progress: bool = True, desc: str = "train") -> nn.Module:
-    """Train a fresh ``cfg.model`` on ``(x, y)`` and return it in eval mode.
+          on_epoch: EpochHook | None = None, progress: bool = True, desc: str = "train",
+          device: DeviceLike = "cpu") -> nn.Module:
+    """Train a fresh ``cfg.model`` on ``(x, y)`` on ``device`` and return it in eval mode.
+
+    The data are moved to ``device`` once; minibatch indices and augmentation draws come from a CPU
+    generator (the same draws on every device), so nothing is read back to the host per step.
 
     Args:
         x: normalised float images ``[N, C, H, W]``; y: int64 labels ``[N]``.
@@ -96,19 +102,20 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels (need the same, > 0)")
     num_classes = num_classes or int(y.max()) + 1
-    model = new_model(cfg, x.shape[1], num_classes, x.shape[-1], seed)
+    device = resolve_device(device)
+    model = new_model(cfg, x.shape[1], num_classes, x.shape[-1], seed, device)
     layout = torch.channels_last if getattr(model, "channels_last", False) and not compile_enabled() else None
     if layout is not None:
         model = model.to(memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(seed + 1)
-    x, y = x.to(cfg.device), y.to(cfg.device)
+    x, y = x.to(device), y.to(device)
     if distilled is not None:
         distilled = distilled.to(torch.bool)
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     total, step = cfg.epochs * steps_per_epoch, 0
     forward = _training_forward(model)
-    with reuse_freed_memory():       # training reuses freed activations (selmatch.malloc)
+    with reuse_freed_memory():       # training reuses freed activations (selmatch.fast.malloc)
         for epoch in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
             model.train()
             perm = torch.randperm(len(x), generator=g)
@@ -136,7 +143,8 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int, *, num_
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, device: str = "cpu") -> torch.Tensor:
-    """Logits of ``model`` (in eval mode) on ``x``, in chunks."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Logits of ``model`` (in eval mode, on its own device) on ``x``, in chunks; returned on the CPU."""
     model.eval()
+    device = model_device(model)
     return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])

@@ -33,7 +33,7 @@ def test_mnist_pipeline(tmp_path, capsys):
                      "--aug", "combined", "--test-scores", scores, "--out", res)
     result = json.loads(res.read_text())
     assert code == 0 and 0 <= result["mean"] <= 100 and set(result["groups"]) == {"easy", "hard"}
-    assert result["config"]["augmentation"] == "combined" and result["config"]["epochs"] == 3
+    assert result["train"]["augmentation"] == "combined" and result["train"]["epochs"] == 3
     code, _, _ = run(capsys, "coverage", "--dataset", "mnist5k", "--selection", sel, "--score", scores,
                      "--real", "500", "--out", cov)
     c = json.loads(cov.read_text())

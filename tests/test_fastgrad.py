@@ -1,10 +1,10 @@
-"""selmatch.fastgrad: the same values as PyTorch's norms, and exact first and second derivatives."""
+"""selmatch.fast.fastgrad: the same values as PyTorch's norms, and exact first and second derivatives."""
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selmatch.fastgrad import BatchNorm, InstanceNorm, batch_norm_train, instance_norm
+from selmatch.fast.fastgrad import BatchNorm, InstanceNorm, batch_norm_train, instance_norm
 
 
 def _inputs(seed=0, shape=(4, 3, 5, 5)):
@@ -72,7 +72,7 @@ def test_modules_match_pytorch_modules_and_keep_their_state_dicts():
 
 @pytest.mark.parametrize("shape", [(3, 2, 6, 6), (2, 2, 5, 7)])
 def test_relu_pool_is_exact_to_second_order(shape):
-    from selmatch.fastgrad import relu_pool
+    from selmatch.fast.fastgrad import relu_pool
 
     z = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.double).requires_grad_(True)
     ref = lambda t: F.avg_pool2d(F.relu(t), 2, 2)  # noqa: E731
@@ -96,7 +96,7 @@ def _block_inputs(seed=0, x_grad=True, shape=(3, 2, 6, 6), c_out=3):
 
 
 def _fused(kind):
-    from selmatch.fastgrad import _Block
+    from selmatch.fast.fastgrad import _Block
 
     return lambda x, w, b, gamma, beta: _Block.apply(x, w, b, gamma, beta, kind == "instance", 1e-5, None, 0.0, None)
 
@@ -136,7 +136,7 @@ def test_fused_block_matches_pytorch_in_an_unroll_like_use(kind):
 def test_fused_block_keeps_less_for_the_unroll():
     """Under create_graph the fused block keeps the conv output, a bool mask and the output gradient —
     not the norm's and the convolution's block-sized incoming gradients."""
-    from selmatch.fastgrad import conv_block
+    from selmatch.fast.fastgrad import conv_block
 
     conv, norm = nn.Conv2d(3, 16, 3, padding=1), InstanceNorm(16)
     x = torch.randn(8, 3, 32, 32, requires_grad=True)
@@ -159,7 +159,7 @@ def test_fused_block_keeps_less_for_the_unroll():
 
 
 def test_fused_batch_norm_block_updates_running_statistics_like_the_module():
-    from selmatch.fastgrad import conv_block
+    from selmatch.fast.fastgrad import conv_block
 
     torch.manual_seed(0)
     conv, ours, ref = nn.Conv2d(3, 4, 3, padding=1), BatchNorm(4), nn.BatchNorm2d(4)
@@ -173,7 +173,7 @@ def test_fused_batch_norm_block_updates_running_statistics_like_the_module():
 def test_first_block_skips_the_image_gradient_autograd_will_not_use(monkeypatch):
     """As in the unroll: a step's gradient is taken w.r.t. the parameters only (the images' first-order
     gradient is not computed), and the matching loss then differentiates it w.r.t. the images — exactly."""
-    from selmatch import fastgrad
+    from selmatch.fast import fastgrad
 
     conv, norm = nn.Conv2d(3, 4, 3, padding=1).double(), InstanceNorm(4).double()
     x0 = torch.randn(3, 3, 8, 8, dtype=torch.double, requires_grad=True)

@@ -1,4 +1,4 @@
-"""selmatch.malloc: freed training memory is reused inside the block and handed back on leaving it."""
+"""selmatch.fast.malloc: freed training memory is reused inside the block and handed back on leaving it."""
 import json
 import os
 import resource
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from selmatch import malloc
+from selmatch.fast import malloc
 
 pytestmark = pytest.mark.skipif(not malloc.enabled(), reason="glibc only")
 
@@ -19,7 +19,7 @@ ROUND_PAGES = (64 + 40 + 64 + 48) * MB // resource.getpagesize()
 # chunks big enough to serve these tensors, which would make glibc's own behaviour look like reuse.
 PROBE = """
 import json, resource, torch
-from selmatch import malloc
+from selmatch.fast import malloc
 
 def faults(n=6):   # n training-step-like rounds: four activations of 40-64 MB written, then freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

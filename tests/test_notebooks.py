@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from selmatch.book import QUICKSTART, ROOT, execute, notebook_sources
+from selmatch.companion.book import QUICKSTART, ROOT, execute, notebook_sources
 
 NOTEBOOKS = [p.stem for p in notebook_sources()]
 NEEDS_DATA = {"06_tinyimagenet": "tinyimagenet_c10_train.npz"}
@@ -45,20 +45,24 @@ def test_notebook_executes_at_smoke(name, tmp_path, monkeypatch, shared_cache):
         assert row["computed"] > 0   # computed from scratch, not read from a committed cache
 
 
-def test_profile_parameters_name_real_parameters():
-    """The per-profile parameters the book runner injects exist in each notebook's parameters cell."""
+def test_notebook_grids_name_real_parameters():
+    """Every value of selmatch.settings.NOTEBOOK_GRIDS fills a parameter the notebook defines as None,
+    and every None parameter of a notebook has a value at every profile."""
     import re
 
-    from selmatch.book import PROFILE_PARAMETERS
-    from selmatch.profiles import PROFILES
+    from selmatch.settings import NOTEBOOK_GRIDS, PROFILES
 
-    for profile, by_notebook in PROFILE_PARAMETERS.items():
-        assert profile in PROFILES
-        for name, params in by_notebook.items():
+    assert set(NOTEBOOK_GRIDS) == set(PROFILES)
+    for profile, by_notebook in NOTEBOOK_GRIDS.items():
+        for name in NOTEBOOKS:
+            if name == QUICKSTART:
+                continue
             text = (ROOT / "notebooks" / f"{name}.md").read_text()
             cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
-            defined = set(re.findall(r"^(\w+)\s*=", cell, re.M))
-            assert set(params) <= defined, (name, set(params) - defined)
+            nones = set(re.findall(r"^(\w+)\s*=\s*None\b", cell, re.M))
+            assert set(by_notebook.get(name, {})) == nones, (profile, name, nones ^ set(by_notebook.get(name, {})))
+            if nones:
+                assert f'notebook_parameters("{name}", profile' in text, name
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
@@ -66,8 +70,6 @@ def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypat
     """A fresh clone builds the book from results/<profile> with no data: every analysis notebook reads its
     results from the committed cache and computes nothing (catches config changes that orphan them)."""
     import shutil
-
-    from selmatch.book import PROFILE_PARAMETERS
 
     if not (ROOT / "results" / profile).exists():
         pytest.skip(f"no committed {profile} results")
@@ -79,39 +81,5 @@ def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypat
     for name in NOTEBOOKS:
         if name == QUICKSTART:
             continue
-        params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
-        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", params)
+        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", {"profile": profile})
         assert row["error"] is None and row["computed"] == 0, (name, row)
-
-
-def test_prune_removes_only_results_no_notebook_read(tmp_path, capsys):
-    from selmatch.book import prune
-
-    (tmp_path / "notebooks").mkdir()
-    for n in ("00_quickstart", "01_a", "02_b"):
-        (tmp_path / "notebooks" / f"{n}.md").write_text("")
-    res = tmp_path / "results" / "p"
-    res.mkdir(parents=True)
-    for stem in ("window-aaa", "window-bbb", "selmatch-ccc", "our_scores-ddd"):
-        (res / f"{stem}.json").write_text("{}")
-    (res / "window-bbb.npz").write_bytes(b"")
-    row = {"parameters": {"profile": "p"}, "error": None}
-    status = tmp_path / "book" / "status.json"
-    status.parent.mkdir()
-    status.write_text(json.dumps([{**row, "notebook": "01_a", "keys": ["window-aaa"]}]))
-    assert prune("p", True, tmp_path) == 2                     # 02_b has not run: nothing is touched
-    assert "02_b" in capsys.readouterr().err and len(list(res.iterdir())) == 5
-    status.write_text(json.dumps([{**row, "notebook": "01_a", "keys": ["window-aaa"]},
-                                  {**row, "notebook": "02_b", "keys": ["selmatch-ccc"]}]))
-    assert prune("p", False, tmp_path) == 0 and len(list(res.iterdir())) == 5   # listing only
-    assert prune("p", True, tmp_path) == 0
-    assert sorted(f.name for f in res.iterdir()) == ["our_scores-ddd.json", "selmatch-ccc.json", "window-aaa.json"]
-
-
-def test_from_scratch_time_charges_a_shared_result_once():
-    from selmatch.book import first_compute_seconds
-
-    rows = [{"key_seconds": {"window-a": 60.0, "random-b": 30.0}},
-            {"key_seconds": {"window-a": 60.0, "selmatch-c": 300.0}},
-            {"key_seconds": {}}]
-    assert first_compute_seconds(rows) == [90.0, 300.0, 0.0]

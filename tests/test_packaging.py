@@ -39,8 +39,8 @@ def test_ci_and_makefile_wiring():
     assert "set -euo pipefail" in ci and "make test" in ci and "SELMATCH_DATA" in ci
     make = (ROOT / "Makefile").read_text()
     assert re.search(r"^test:", make, re.M) and re.search(r"^book:", make, re.M)
-    assert "selmatch.book build" in make               # which builds the HTML with warnings as errors:
-    build = (ROOT / "selmatch" / "book.py").read_text().split("def build(", 1)[1].split("\ndef ", 1)[0]
+    assert "selmatch.companion.book build" in make               # which builds the HTML with warnings as errors:
+    build = (ROOT / "selmatch" / "companion" / "book.py").read_text().split("def build(", 1)[1].split("\ndef ", 1)[0]
     assert all(f'"{flag}"' in build for flag in ("-n", "-W", "--keep-going"))
 
 
@@ -53,8 +53,59 @@ def test_toc_files_exist():
         if f.startswith("book/notebooks/"):
             assert (ROOT / "notebooks" / f"{f.split('/')[-1]}.md").exists(), f
         elif f == "book/status":
-            assert "status.md" in (ROOT / "selmatch" / "book.py").read_text()
+            assert "status.md" in (ROOT / "selmatch" / "companion" / "book.py").read_text()
         else:
             assert (ROOT / f"{f}.md").exists(), f
     sources = sorted(p.stem for p in (ROOT / "notebooks").glob("*.md"))
     assert sources == sorted(f.split("/")[-1] for f in files if f.startswith("book/notebooks/"))
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The selmatch modules ``path`` imports (absolute and relative, at any depth of the file)."""
+    import ast
+
+    here = package.split(".")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("selmatch")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[:len(here) - node.level + 1] + ([base] if base else []))
+            if not base.startswith("selmatch"):
+                continue
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}     # `from . import pipeline` names a module
+    return found
+
+
+def test_import_graph_has_no_cycle():
+    """No module of the package imports itself through others, lazily or not (a lazy import hides a cycle
+    from Python but not from a reader)."""
+    modules = {}
+    for path in (ROOT / "selmatch").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        package = name if rel.name == "__init__" else ".".join(rel.parts[:-1])
+        modules[name] = (path, package)
+    graph = {name: {m for m in _imports(path, pkg) if m in modules and m != name}
+             for name, (path, pkg) in modules.items()}
+    # a package's __init__ may re-export its modules; the cycle that matters runs between modules
+    graph = {n: {m for m in deps if not (n.startswith(m + ".") and modules[m][0].name == "__init__.py")}
+             for n, deps in graph.items()}
+    assert graph["selmatch.distill"] and "selmatch.student" in graph["selmatch.distill"]    # the graph is real
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(dep):] + [node, dep]))
+            if dep not in state:
+                visit(dep, stack + [node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])

@@ -1,30 +1,28 @@
-"""selmatch.recompute: block recomputation inside the twice-differentiated unroll is exact and keeps
+"""selmatch.fast.recompute: block recomputation inside the twice-differentiated unroll is exact and keeps
 only the block's inputs."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from selmatch.distill import matching_loss, minibatches, unroll
-from selmatch.experts import flat_params
+from selmatch.fast.recompute import recomputed
 from selmatch.networks import build_model
-from selmatch.recompute import recomputed
+from selmatch.student import ParamLayout, flatten, matching_loss, minibatches, unroll
 
 
 def _unroll_grads(name: str, recompute: int, augmentation: str = "dsa"):
     torch.manual_seed(0)
     model = build_model(name, 3, 10, 16, width=8, depth=2)
     model.recompute_blocks = recompute
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [list(p.shape) for _, p in model.named_parameters()]
-    start = flat_params(model)
+    layout = ParamLayout.of(model)
+    start = flatten(model)
     target = start + 0.05 * torch.randn_like(start)
     x = torch.randn(24, 3, 16, 16).requires_grad_(True)
     y = torch.arange(24) % 10
     lr = torch.tensor(0.02, requires_grad=True)
     g = torch.Generator().manual_seed(1)
     batches = minibatches(24, 8, 5, g)
-    theta = unroll(model, names, shapes, start.clone().requires_grad_(True), x, y, lr, batches, g, augmentation)
+    theta = unroll(model, layout, start.clone().requires_grad_(True), x, y, lr, batches, g, augmentation)
     loss = matching_loss(theta, start, target)
     loss.backward()
     return loss.item(), theta.detach(), x.grad, lr.grad, model

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from selmatch.select import load_selection, random_subset, save_selection, sliding_window
+from selmatch.select import random_subset, sliding_window
 
 
 def reference_window(scores, labels, ipc, beta, alpha, start_mode):
@@ -82,17 +82,11 @@ def test_bad_arguments():
         sliding_window(s, y, 5, 0.0, 0.0, "middle")
 
 
-def test_random_subset_and_roundtrip(tmp_path):
+def test_random_subset():
     _, y = toy()
     a, b = random_subset(y, 7, seed=1), random_subset(y, 7, seed=1)
     assert torch.equal(a.select_idx, b.select_idx) and torch.bincount(y[a.select_idx]).tolist() == [7, 7, 7]
     assert not torch.equal(a.select_idx, random_subset(y, 7, seed=2).select_idx)
-    s, y = toy()
-    sel = sliding_window(s, y, 6, 0.25, 0.5)
-    save_selection(sel, tmp_path / "sel.npz", dataset="toy")
-    back = load_selection(tmp_path / "sel.npz")
-    assert torch.equal(back.select_idx, sel.select_idx) and torch.equal(back.distill_idx, sel.distill_idx)
-    assert back.params["dataset"] == "toy" and back.params["beta"] == 0.25
 
 
 def test_published_cscores_both_modes(shared_data):
@@ -110,27 +104,3 @@ def test_published_cscores_both_modes(shared_data):
     frac = sliding_window(h, ds.y_train, 250, 0.5, 0.0, "fraction")
     code = sliding_window(h, ds.y_train, 250, 0.5, 0.0, "ipc")
     assert raw[frac.select_idx.numpy()].mean() > raw[code.select_idx.numpy()].mean() + 0.1  # FACTS §4.1
-
-
-def test_window_that_does_not_fit_is_cached_so_a_rebuild_needs_no_data(tmp_path, monkeypatch):
-    """best_beta skips windows that overflow the class; without data that must be known from the cache."""
-    import types
-
-    from selmatch import experiments
-
-    y = torch.arange(10).repeat_interleave(10)             # 10 images per class
-    fake = types.SimpleNamespace(y_train=y, num_classes=10, source="fake")
-    monkeypatch.setattr(experiments, "dataset", lambda name: fake)
-    monkeypatch.setattr(experiments, "hardness", lambda ctx, score: torch.rand(len(y)))
-    ctx = experiments.Context(profile="smoke", dataset="cifar10", results=str(tmp_path / "results"),
-                              runs=str(tmp_path / "runs"))
-    with pytest.raises(ValueError, match="beta"):
-        experiments.window_eval(ctx, 5, 0.8)               # 0.8 * 10 + 5 > 10
-    assert len(list((tmp_path / "results").rglob("window-*.json"))) == 1
-
-    def no_data(name):
-        raise FileNotFoundError("no data here")
-
-    monkeypatch.setattr(experiments, "dataset", no_data)
-    with pytest.raises(ValueError, match="beta"):          # from the cache: no data needed
-        experiments.window_eval(ctx, 5, 0.8)

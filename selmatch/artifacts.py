@@ -1,0 +1,268 @@
+"""The files selmatch writes, read and written in one place.
+
+| artifact | file | written by |
+|---|---|---|
+| selection | ``.npz``: ``select_idx``, ``distill_idx``, ``scores``, ``params`` | ``selmatch select`` |
+| synthetic set | ``synset.npz``: ``images``, ``labels``, ``is_distilled``, ``source_idx``, ``syn_lr``, ``config`` | ``selmatch distill`` |
+| expert trajectory | ``expert_0000.pt``: ``names``, ``shapes``, ``params [epochs+1, P]``, ``test_acc``, ``config`` | ``selmatch experts`` |
+| distillation checkpoint | ``checkpoint.pt``: iteration, images, ``syn_lr``, optimisers, generator, history | ``selmatch distill`` |
+| score record | ``.npz``: ``scores`` (forgetting), ``labels``, ``forgetting_test``, ``el2n``, histories, ``params`` | ``selmatch scores`` |
+
+Every file carries ``format`` (``"selmatch-<kind>/<version>"``); files written before formats were
+versioned are read as version 1. Every write is atomic (:func:`atomic_write`: a temporary file in the same
+folder, then a rename), so an interrupted run never leaves half a file under the real name. ``.pt`` files
+are read with ``torch.load(weights_only=True)``, which cannot run code; a foreign, damaged or
+wrong-kind file is a :class:`ArtifactError` naming the file and what to do, never a traceback.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .formats import DataFormatError
+from .select import Selection
+from .student import ParamLayout
+
+VERSIONS = {"selection": 1, "synset": 1, "trajectory": 1, "checkpoint": 1, "scores": 1}
+
+
+class ArtifactError(DataFormatError):
+    """A selmatch file that is missing parts, damaged, of another kind or of an unknown format version."""
+
+
+def config_key(config: dict) -> str:
+    """A short, stable hash of a JSON-able config (names cached results and run folders)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _tag(kind: str) -> str:
+    return f"selmatch-{kind}/{VERSIONS[kind]}"
+
+
+def _check_tag(found, kind: str, path) -> None:
+    """``found`` is the file's ``format`` (None for files written before formats were versioned)."""
+    if found is None:
+        return
+    found = str(found)
+    if not found.startswith(f"selmatch-{kind}/") and found != "1":
+        raise ArtifactError(f"{path}: a {found.split('/')[0].removeprefix('selmatch-')} file, not a {kind} file")
+    version = found.rsplit("/", 1)[-1]
+    if version != str(VERSIONS[kind]):
+        raise ArtifactError(f"{path}: {kind} format version {version}; this selmatch reads version "
+                            f"{VERSIONS[kind]} (upgrade selmatch or recreate the file)")
+
+
+def _save_npz(path, kind: str, arrays: dict) -> Path:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:            # a file object: numpy would append ".npz" to the name
+            np.savez(f, format=np.array(_tag(kind)), **arrays)
+    return atomic_write(path, write)
+
+
+def _open_npz(path, kind: str, required: tuple[str, ...], how: str) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{kind} file {path} does not exist; {how}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ArtifactError(f"{path}: not a readable {kind} file ({type(e).__name__}: {e}); {how}") from e
+    _check_tag(arrays.pop("format", None), kind, path)
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ArtifactError(f"{path}: not a {kind} file (missing {', '.join(missing)}; has "
+                            f"{', '.join(sorted(arrays)) or 'nothing'}); {how}")
+    return arrays
+
+
+def _json(value) -> dict:
+    return json.loads(str(value)) if value is not None else {}
+
+
+# ----------------------------------------------------------------------------- selections
+
+def save_selection(sel: Selection, path, **extra) -> Path:
+    """Write a selection: its indices, the scores that produced it and its parameters (plus ``extra``)."""
+    arrays = {"select_idx": sel.select_idx.numpy(), "distill_idx": sel.distill_idx.numpy(),
+              "params": np.array(json.dumps({**sel.params, **extra}))}
+    if sel.scores is not None:
+        arrays["scores"] = sel.scores.numpy()
+    return _save_npz(path, "selection", arrays)
+
+
+def load_selection(path) -> Selection:
+    z = _open_npz(path, "selection", ("select_idx", "distill_idx"), "write one with `selmatch select`")
+    return Selection(torch.from_numpy(z["select_idx"]).long(), torch.from_numpy(z["distill_idx"]).long(),
+                     torch.from_numpy(z["scores"]) if "scores" in z else None, _json(z.get("params")))
+
+
+# ----------------------------------------------------------------------------- synthetic sets
+
+@dataclass(frozen=True)
+class SynSet:
+    images: torch.Tensor          # float32 [N, C, H, W], normalised; D_select first, then D_distill
+    labels: torch.Tensor
+    is_distilled: torch.Tensor    # bool [N]
+    source_idx: torch.Tensor | None
+    syn_lr: float | None
+    config: dict
+
+
+def save_synset(path, images: torch.Tensor, labels: torch.Tensor, is_distilled: torch.Tensor, source_idx: torch.Tensor,
+                syn_lr: float, config: dict) -> Path:
+    return _save_npz(path, "synset", {
+        "images": images.detach().cpu().float().numpy(), "labels": labels.cpu().numpy(),
+        "is_distilled": is_distilled.cpu().numpy(), "source_idx": source_idx.cpu().numpy(),
+        "syn_lr": np.float32(syn_lr), "config": np.array(json.dumps(config))})
+
+
+def load_synset(path) -> SynSet:
+    z = _open_npz(path, "synset", ("images", "labels", "is_distilled"), "write one with `selmatch distill`")
+    return SynSet(torch.from_numpy(z["images"]).float(), torch.from_numpy(z["labels"]).long(),
+                  torch.from_numpy(z["is_distilled"]).bool(),
+                  torch.from_numpy(z["source_idx"]).long() if "source_idx" in z else None,
+                  float(z["syn_lr"]) if "syn_lr" in z else None, _json(z.get("config")))
+
+
+def read_training_file(path) -> Selection | SynSet:
+    """A selection or a synthetic set, whichever ``path`` holds."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = set(f.files)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist; pass a file from `selmatch select` or `selmatch distill`")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ArtifactError(f"{path}: unreadable ({type(e).__name__}: {e}); pass a file from `selmatch select` "
+                            "or `selmatch distill`") from e
+    if {"images", "labels", "is_distilled"} <= names:
+        return load_synset(path)
+    if "select_idx" in names:
+        return load_selection(path)
+    raise ArtifactError(f"{path}: neither a selection (select_idx) nor a synthetic set (images, labels, "
+                        f"is_distilled); has {sorted(names)}")
+
+
+# ----------------------------------------------------------------------------- expert trajectories
+
+@dataclass(frozen=True)
+class Trajectory:
+    names: list[str]
+    shapes: list[list[int]]
+    params: torch.Tensor        # float32 [epochs + 1, P]
+    test_acc: list[float]       # after each epoch
+
+    @property
+    def epochs(self) -> int:
+        return len(self.params) - 1
+
+    @property
+    def layout(self) -> ParamLayout:
+        return ParamLayout.from_lists(self.names, self.shapes)
+
+    def to(self, device) -> "Trajectory":
+        """The same trajectory with its parameters on ``device`` (one copy, made once)."""
+        return Trajectory(self.names, self.shapes, self.params.to(device), self.test_acc)
+
+
+def expert_path(folder, k: int) -> Path:
+    return Path(folder) / f"expert_{k:04d}.pt"
+
+
+def list_experts(folder) -> list[Path]:
+    paths = sorted(Path(folder).glob("expert_[0-9][0-9][0-9][0-9].pt"))
+    if not paths:
+        raise FileNotFoundError(f"no expert files (expert_0000.pt, ...) in {folder}; "
+                                f"train them with `selmatch experts --out {folder}`")
+    return paths
+
+
+def _save_pt(path, kind: str, blob: dict) -> Path:
+    return atomic_write(path, lambda tmp: torch.save({"format": _tag(kind), **blob}, tmp))
+
+
+def _load_pt(path, kind: str, how: str, mmap: bool = False) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{kind} file {path} is missing; {how}")
+    try:
+        blob = torch.load(path, weights_only=True, mmap=mmap, map_location="cpu")
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ArtifactError(f"{kind} file {path} is damaged or not a selmatch file ({type(e).__name__}: "
+                            f"{first[:200]}); {how}") from None
+    if not isinstance(blob, dict):
+        raise ArtifactError(f"{path}: not a {kind} file (holds a {type(blob).__name__}); {how}")
+    _check_tag(blob.get("format"), kind, path)
+    return blob
+
+
+def save_trajectory(traj: Trajectory, path, config: dict) -> Path:
+    return _save_pt(path, "trajectory", {"names": traj.names, "shapes": traj.shapes, "params": traj.params,
+                                         "test_acc": traj.test_acc, "config": json.dumps(config)})
+
+
+def load_trajectory(path, mmap: bool = True) -> Trajectory:
+    """Read one expert file; a missing or damaged file is an error naming it."""
+    how = f"delete it and rerun `selmatch experts --resume --out {Path(path).parent}`"
+    blob = _load_pt(path, "trajectory", how, mmap=mmap)
+    try:
+        traj = Trajectory(list(blob["names"]), [list(s) for s in blob["shapes"]], blob["params"], list(blob["test_acc"]))
+    except (KeyError, TypeError) as e:
+        raise ArtifactError(f"expert file {path} is not an expert file (no {e}); {how}") from None
+    if traj.params.ndim != 2 or traj.params.shape[1] != traj.layout.numel:
+        raise ArtifactError(f"expert file {path} is inconsistent: params {tuple(traj.params.shape)} vs shapes "
+                            f"{traj.shapes}; {how}")
+    return traj
+
+
+# ----------------------------------------------------------------------------- distillation checkpoints
+
+def save_checkpoint(path, state: dict) -> Path:
+    return _save_pt(path, "checkpoint", state)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint's state, every tensor on the CPU (the caller moves them to its device)."""
+    blob = _load_pt(path, "checkpoint", f"delete {path} to distill from iteration 0")
+    missing = [k for k in ("iteration", "x_distill", "syn_lr", "opt_img", "opt_lr", "generator", "history")
+               if k not in blob]
+    if missing:
+        raise ArtifactError(f"{path}: not a distillation checkpoint (missing {', '.join(missing)}); "
+                            f"delete it to distill from iteration 0")
+    return blob
+
+
+# ----------------------------------------------------------------------------- score records
+
+def save_score_record(path, arrays: dict[str, np.ndarray], params: dict) -> Path:
+    return _save_npz(path, "scores", {**arrays, "params": np.array(json.dumps(params))})
+
+
+def load_score_record(path) -> dict:
+    """The arrays of a score record (``scores``, ``forgetting_test``, ...) and ``params``."""
+    z = _open_npz(path, "scores", ("scores",), "write one with `selmatch scores`")
+    return {**{k: v for k, v in z.items() if k != "params"}, "params": _json(z.get("params"))}

@@ -1,0 +1,223 @@
+"""Execute the notebooks into the book with papermill and write the execution status page.
+
+    python -m selmatch.companion.book execute --profile cpu [--only 02_sliding_window] [--keep-going]
+
+Each ``notebooks/NN_name.md`` (jupytext MyST) is converted to a notebook, executed by papermill with
+``-p profile PROFILE`` from the repository root, and written to ``book/notebooks/NN_name.ipynb``; the
+book itself is then built with execution off. ``book/status.md`` lists, per notebook, the profile, this
+build's execution time, and the compute time of the cached results it used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = "00_quickstart"
+KEEP = ("our_scores-",)          # results other results are computed from (never pruned)   # always runs on the embedded dataset at its own parameters
+
+# Each notebook is given only ``profile``: it takes its grid (ipcs, betas, ...) for that profile from
+# selmatch.settings.NOTEBOOK_GRIDS, the one home of settings, so ``papermill ... -p profile cpu`` runs
+# exactly the page's experiment.
+
+
+def notebook_sources(root: Path = ROOT) -> list[Path]:
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path | None = None) -> dict:
+    """Run one jupytext notebook with papermill; returns timing and the cached results it touched."""
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src_ipynb = Path(tmp) / f"{src.stem}.ipynb"
+        jupytext.write(nb, src_ipynb)
+        cache_log = Path(tmp) / "cache.log"
+        os.environ["SELMATCH_CACHE_LOG"] = str(cache_log)
+        t0 = time.perf_counter()
+        error = None
+        try:
+            papermill.execute_notebook(str(src_ipynb), str(out), parameters=parameters, cwd=str(cwd),
+                                       kernel_name="python3", progress_bar=False)
+        except Exception as e:  # noqa: BLE001 -- recorded on the status page, re-raised by the caller
+            error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        finally:
+            os.environ.pop("SELMATCH_CACHE_LOG", None)
+        seconds = time.perf_counter() - t0
+        used = [json.loads(line) for line in cache_log.read_text().splitlines()] if cache_log.exists() else []
+    return {"notebook": src.stem, "seconds": seconds, "error": error, "parameters": parameters,
+            "results": len(used), "computed": sum(not u["cached"] for u in used),
+            "compute_seconds": sum(u["seconds"] for u in used),
+            "keys": sorted({f"{u['name']}-{u['key']}" for u in used}),
+            "key_seconds": {f"{u['name']}-{u['key']}": u["seconds"] for u in used}}
+
+
+def profile_markdown(name: str) -> list[str]:
+    """The profile's full definition (training configs, evaluation budget, distillation preset) as a table."""
+    from dataclasses import asdict
+
+    from ..settings import NOTEBOOK_GRIDS, get_profile
+
+    prof = get_profile(name)
+    lines = [f"## Profile `{name}`", "", "| part | setting |", "|---|---|"]
+    for part in ("eval", "scores", "features"):
+        cfg = {k: v for k, v in asdict(getattr(prof, part)).items() if v is not None}
+        lines.append(f"| {part} training | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
+    budget = (f"epochs × subset size = {prof.eval_full_epochs:g} × training-set size, clipped to "
+              f"[{prof.eval_min_epochs}, {prof.eval_max_epochs or '∞'}] epochs") if prof.eval_full_epochs else \
+        f"{prof.eval.epochs} epochs at every subset size"
+    lines += [f"| evaluation budget | {budget} |", f"| runs per result | {prof.runs} (mean ± std) |",
+              f"| real images for coverage | {prof.coverage_real or 'all'} |",
+              f"| test images | {prof.test_subset or 'all'}, split into validation / test halves |"]
+    for label, pre in (("", prof.distillation), (" (64×64 images)", prof.distillation_64)):
+        if pre is None:
+            continue
+        for part in ("expert", "distill"):
+            cfg = {k: v for k, v in asdict(getattr(pre, part)).items() if v is not None}
+            lines.append(f"| {part}{label} | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
+    if prof.distillation is None:
+        lines.append("| experts and distillation | the paper's setting for each dataset and IPC |")
+    nb = NOTEBOOK_GRIDS.get(name, {})
+    if nb:
+        lines += ["", "Notebook grids at this profile (`selmatch.settings.NOTEBOOK_GRIDS`):", "",
+                  "| notebook | parameters |", "|---|---|"]
+        lines += [f"| {k} | " + ", ".join(f"`{a}={b}`" for a, b in v.items()) + " |" for k, v in nb.items()]
+    return lines + [""]
+
+
+def first_compute_seconds(rows: list[dict]) -> list[float]:
+    """Per notebook, the compute time of the results no earlier notebook read: what executing the book in
+    order from an empty cache costs at each notebook (a result shared by several is charged once)."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        ks = r.get("key_seconds", {})
+        out.append(sum(v for k, v in ks.items() if k not in seen))
+        seen |= set(ks)
+    return out
+
+
+def write_status(rows: list[dict], path: Path) -> None:
+    lines = ["# Execution status and compute cost", "",
+             "Each notebook was executed by papermill for this build of the book. *Build time* is this build's "
+             "execution; *result compute time* is what the cached results it read took to compute when they were "
+             "made (at the profile shown); *from scratch* charges each result to the first notebook that reads "
+             "it, which is what executing the book in order from an empty cache costs at each notebook. These are "
+             "wall times: a result computed while another job shared the cores records the wait too (newer "
+             "results also record their CPU time, `cpu_seconds`, in `results/<profile>/*.json`). Training the "
+             "expert trajectories (kept in `runs/`, a few minutes at `cpu`) is not included.", "",
+             "| notebook | profile | build time (s) | results read | computed now | result compute time (min) "
+             "| from scratch, in order (min) | status |",
+             "|---|---|---|---|---|---|---|---|"]
+    first = first_compute_seconds(rows)
+    for r, f in zip(rows, first):
+        status = "ok" if not r["error"] else f"failed: {r['error'][:80]}"
+        lines.append(f"| {r['notebook']} | {r['parameters'].get('profile', '–')} | {r['seconds']:.0f} | {r['results']} | "
+                     f"{r['computed']} | {r['compute_seconds'] / 60:.1f} | {f / 60:.1f} | {status} |")
+    lines += ["", f"Computing every result from scratch took {sum(first) / 60:.0f} min in all (sum of the *from "
+              "scratch* column), on the machine that made them: 2 CPU cores, no GPU.", ""]
+    for name in sorted({r["parameters"].get("profile") for r in rows} - {None}):
+        lines += profile_markdown(name)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def prune(profile: str, delete: bool, root: Path = ROOT) -> int:
+    """Results under ``results/<profile>`` that no notebook read in the last execution of every notebook."""
+    status = root / "book" / "status.json"
+    rows = json.loads(status.read_text()) if status.exists() else []
+    ran = {r["notebook"] for r in rows if r["parameters"].get("profile") == profile and not r["error"] and "keys" in r}
+    missing = {s.stem for s in notebook_sources(root)} - {QUICKSTART} - ran
+    if missing:
+        print(f"selmatch.companion.book: error: execute {', '.join(sorted(missing))} at profile={profile!r} first "
+              "(prune needs every notebook's list of results)", file=sys.stderr)
+        return 2
+    used = {k for r in rows if r["notebook"] in ran for k in r["keys"]}
+    # our own scores are an input to other results' computations (easy/hard test halves), read only when
+    # those are computed: they stay
+    stale = sorted(f for f in (root / "results" / profile).glob("*.json")
+                   if f.stem not in used and not f.stem.startswith(KEEP))
+    for f in stale:
+        print(f"{'removed' if delete else 'unused'}: {f.relative_to(root)}")
+        if delete:
+            f.unlink()
+            f.with_suffix(".npz").unlink(missing_ok=True)
+    print(f"{len(stale)} unused of {len(stale) + len(used)} results")
+    return 0
+
+
+def build(profile: str, root: Path = ROOT) -> int:
+    """``make book``: execute every notebook at ``profile``, build the HTML with warnings as errors, and record
+    the wall time (and how many results were computed rather than read) in ``book/build_time.json``."""
+    import datetime as _dt
+    import subprocess
+
+    t0 = time.perf_counter()
+    rc = main(["execute", "--profile", profile])
+    rows = json.loads((root / "book" / "status.json").read_text())
+    rc = rc or subprocess.call([str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-n", "-W",
+                                "--keep-going"], cwd=root)
+    seconds = time.perf_counter() - t0
+    (root / "book" / "build_time.json").write_text(json.dumps({
+        "profile": profile, "seconds": seconds, "computed": sum(r["computed"] for r in rows), "ok": rc == 0,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}) + "\n")
+    print(f"book built in {seconds:.0f} s at profile {profile}" + ("" if rc == 0 else " WITH ERRORS"))
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("execute", help="execute the notebooks into book/notebooks")
+    e.add_argument("--profile", default="cpu", help="compute profile passed to every notebook (default cpu)")
+    e.add_argument("--only", nargs="*", help="notebook names (e.g. 02_sliding_window)")
+    e.add_argument("--keep-going", action="store_true", help="run the rest after a failure (exit 1 at the end)")
+    b = sub.add_parser("build", help="execute every notebook, then build the HTML book; records the time taken")
+    b.add_argument("--profile", default="cpu")
+    pr = sub.add_parser("prune", help="list (or --delete) cached results no notebook read in the last build")
+    pr.add_argument("--profile", required=True)
+    pr.add_argument("--delete", action="store_true", help="remove them (default: only list)")
+    args = p.parse_args(argv)
+    from ..settings import get_profile
+
+    if args.command == "prune":
+        return prune(args.profile, args.delete)
+    if args.command == "build":
+        return build(args.profile)
+
+    try:
+        get_profile(args.profile)
+    except ValueError as err:
+        print(f"selmatch.companion.book: error: {err}", file=sys.stderr)
+        return 2
+    rows = []
+    for src in notebook_sources():
+        if args.only and src.stem not in args.only:
+            continue
+        params = {} if src.stem == QUICKSTART else {"profile": args.profile}
+        print(f"executing {src.name} {params} ...", flush=True)
+        row = execute(src, ROOT / "book" / "notebooks" / f"{src.stem}.ipynb", params)
+        rows.append(row)
+        print(f"  {row['seconds']:.0f} s, {row['results']} results ({row['computed']} computed)"
+              + (f", FAILED: {row['error']}" if row["error"] else ""), flush=True)
+        if row["error"] and not args.keep_going:
+            break
+    status_json = ROOT / "book" / "status.json"
+    previous = json.loads(status_json.read_text()) if status_json.exists() else []
+    merged = {r["notebook"]: r for r in previous if (ROOT / "notebooks" / f"{r['notebook']}.md").exists()}
+    merged |= {r["notebook"]: r for r in rows}
+    ordered = [merged[k] for k in sorted(merged)]
+    status_json.write_text(json.dumps(ordered, indent=1) + "\n")
+    write_status(ordered, ROOT / "book" / "status.md")
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Load-or-compute for expensive results, keyed by a hash of the config that made them.
+
+    res = cached("window", {"dataset": "cifar10", "ipc": 50, ...}, compute, root="results/cpu")
+
+The first call runs ``compute()`` (which returns a JSON-able dict, plus numpy arrays under the key
+``"arrays"`` if any) and stores ``<root>/<name>-<hash>.json`` with the config, the code version, the
+wall time and the date; arrays go to a sidecar ``.npz``. Later calls with the same config read the file.
+The code version is recorded but not part of the key, so a commit that does not change a config does
+not throw results away; ``force=True`` (or ``SELMATCH_RECOMPUTE=1``) recomputes.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..artifacts import atomic_write, config_key
+
+
+def code_version() -> str:
+    """The package version plus the git commit of the checkout, where there is one."""
+    try:
+        repo = Path(__file__).resolve().parents[2]      # the checkout holding selmatch/
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "selmatch"], cwd=repo,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"{__version__}+{commit}{'.dirty' if dirty else ''}" if commit else __version__
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.PathLike = "results",
+           force: bool = False, provenance: Callable[[], dict] | None = None) -> dict:
+    """Return the stored result for ``(name, config)`` or compute, store and return it.
+
+    The returned dict has ``result`` (what ``compute`` returned, arrays included), ``config``,
+    ``version``, ``seconds``, ``created`` and ``cached`` (True if it was read from disk).
+    ``provenance`` (called after ``compute``) adds facts that are recorded but not part of the key, such
+    as which copy of the data the result was computed on."""
+    root = Path(root)
+    key = config_key(config)
+    path = root / f"{name}-{key}.json"
+    arrays_path = path.with_suffix(".npz")
+    force = force or os.environ.get("SELMATCH_RECOMPUTE", "") in ("1", "true")
+    if path.exists() and not force:
+        record = json.loads(path.read_text())
+        if arrays_path.exists():
+            with np.load(arrays_path) as z:
+                record["result"]["arrays"] = {k: z[k] for k in z.files}
+        _log(record, True)
+        return {**record, "cached": True}
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = compute()
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    arrays = result.pop("arrays", None) if isinstance(result, dict) else None
+    record = {"name": name, "key": key, "config": config, "version": code_version(), "seconds": seconds,
+              "cpu_seconds": cpu_seconds,   # all threads; wall time above also counts waiting for other jobs
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "result": result}
+    if provenance is not None:
+        record["provenance"] = provenance()
+    root.mkdir(parents=True, exist_ok=True)
+    if arrays:
+        def write_npz(p: Path) -> None:
+            with open(p, "wb") as f:   # a file object: numpy would append ".npz" to the temporary name
+                np.savez_compressed(f, **arrays)
+
+        atomic_write(arrays_path, write_npz)
+    atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=1, default=float) + "\n"))
+    if arrays:
+        result["arrays"] = arrays
+    _log(record, False)
+    return {**record, "cached": False}
+
+
+def _log(record: dict, hit: bool) -> None:
+    """Append one line per result used to ``SELMATCH_CACHE_LOG`` (the book's status page reads it)."""
+    log = os.environ.get("SELMATCH_CACHE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(json.dumps({"name": record["name"], "key": record["key"], "seconds": record["seconds"],
+                                "cached": hit}) + "\n")

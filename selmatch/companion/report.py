@@ -1,0 +1,291 @@
+"""Presentation helpers for the notebooks: notes, tables and figures from cached results.
+
+Nothing here computes a result; it only formats what :mod:`selmatch.companion.units` returned.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from ..data import DATASETS
+from .paper import fmt, paper_value
+
+N_TRAIN = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000, "tinyimagenet-c10": 5_000,
+           "mnist5k": 4_000}
+
+
+def show(markdown: str):
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown))
+
+
+def ratio(dataset: str, ipc: int) -> str:
+    r = 100 * ipc * DATASETS[dataset].num_classes / N_TRAIN[dataset]
+    return f"{r:.0f}%" if r >= 1 else f"{r:.1f}%"
+
+
+def profile_note(ctx) -> None:
+    lines = [f"**Profile `{ctx.profile}`, dataset `{ctx.dataset}`, seed {ctx.seed}.** "
+             f"Every number on this page was computed by `selmatch` at this profile on a CPU."]
+    if ctx.dataset == "cifar10":
+        lines.append("The CIFAR-10 used here is a JPEG re-encoding of the original (mean absolute error 5.8/255, "
+                     "PSNR ≈ 30 dB), restored to the original order. A rerun on the original data is one papermill "
+                     "command away: with `SELMATCH_DATA` unset (torchvision downloads the original), "
+                     f"`SELMATCH_RESULTS=results-original SELMATCH_RUNS=runs-original papermill <notebook>.ipynb out.ipynb "
+                     f"-p profile {ctx.profile}`; the new folders keep the results (and the experts and distillation "
+                     "checkpoints) apart from the cached ones.")
+    if ctx.profile != "paper":
+        lines.append("Numbers at this scale are not comparable in absolute value with the paper's ResNet-18 "
+                     "results; compare trends, which the text discusses.")
+    show("\n\n".join(lines))
+
+
+def table(rows: list[list], header: list[str]) -> None:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    show("\n".join(out))
+
+
+def window_curves(rows: list[dict], rand: dict, ctx):
+    ipcs = sorted({r["ipc"] for r in rows})
+    fig, axes = plt.subplots(1, len(ipcs), figsize=(4.2 * len(ipcs), 3.4), squeeze=False)
+    for ax, ipc in zip(axes[0], ipcs):
+        for mode, style in (("fraction", "-o"), ("ipc", "--s")):
+            pts = sorted((r["beta"], r["mean"], r["std"]) for r in rows if r["ipc"] == ipc and r["start_mode"] == mode)
+            if pts:
+                b, m, s = zip(*pts)
+                ax.errorbar(b, m, yerr=s, fmt=style, capsize=3, label=f"β as {'class fraction' if mode == 'fraction' else 'ipc multiple'}")
+        rm, rs = rand[ipc]["mean"], rand[ipc]["std"]
+        ax.axhspan(rm - rs, rm + rs, color="0.85", label="random")
+        ax.axhline(rm, color="0.5", lw=1)
+        ax.set(title=f"IPC {ipc} ({ratio(ctx.dataset, ipc)})", xlabel="β (window start)", ylabel="test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def best_by_val(rows: list[dict]) -> dict:
+    """The row with the best validation accuracy (ties: the smaller beta)."""
+    return max(rows, key=lambda r: (r["val"], -r.get("beta", 0)))
+
+
+def best_window_table(rows: list[dict], rand: dict, ctx) -> None:
+    out = []
+    for ipc in sorted({r["ipc"] for r in rows}):
+        cands = [r for r in rows if r["ipc"] == ipc and r["start_mode"] == "fraction"]
+        if not cands:
+            continue
+        best = best_by_val(cands)
+        rt = ratio(ctx.dataset, ipc)
+        pw, pr = paper_value("Sliding window", ctx.dataset, rt), paper_value("Random", ctx.dataset, rt)
+        out.append([f"{ipc} ({rt})", best["beta"], fmt(best["mean"], best["std"]), fmt(rand[ipc]["mean"], rand[ipc]["std"]),
+                    fmt(*pw) if pw else "–", fmt(*pr) if pr else "–"])
+    table(out, ["IPC (ratio)", "best β (val)", "window, ours", "random, ours", "window, paper", "random, paper"])
+
+
+def line_plot(ax, xs, means, stds, label, style="-o"):
+    ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=label)
+
+
+def score_histograms(res: dict):
+    names = res["names"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        edges, counts = res["edges"][name], res["hist"][name]
+        ax.stairs(counts, edges, fill=True, alpha=0.7)
+        ax.set(title=name, xlabel="hardness (higher = harder)", ylabel="images")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(easy, hard, classes: list[str], per_class: int, title: str):
+    """Two rows of thumbnails per class: easiest (top) and hardest (bottom)."""
+    n = len(classes)
+    fig, axes = plt.subplots(2, n, figsize=(0.9 * n, 1.8 * per_class * 0.9 + 0.8))
+    for c in range(n):
+        for row, imgs in enumerate((easy, hard)):
+            block = imgs[c * per_class:(c + 1) * per_class]
+            strip = block.reshape(-1, *block.shape[2:]) if block.ndim == 4 else block
+            axes[row, c].imshow(strip.squeeze(), cmap="gray" if strip.shape[-1] == 1 else None)
+            axes[row, c].set_xticks([])
+            axes[row, c].set_yticks([])
+        axes[0, c].set_title(classes[c][:10], fontsize=7)
+    axes[0, 0].set_ylabel("easiest", fontsize=8)
+    axes[1, 0].set_ylabel("hardest", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_vs_ipc(rows: list[dict], ctx):
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    ipcs = [r["ipc"] for r in rows]
+    for ax, part in zip(axes, ("all", "easy", "hard")):
+        for name, style in (("random", ":^"), ("window", "-.d"), ("MTT", "--s"), ("SelMatch", "-o")):
+            ax.plot(ipcs, [r[name][part] for r in rows], style, label=name)
+        ax.set(title=f"{'all real images' if part == 'all' else part + ' half'}", xlabel="IPC", ylabel="coverage")
+        ax.set_xticks(ipcs)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_vs_iteration(trace: dict, ipc: int, ctx):
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+    for name, res in trace.items():
+        its = sorted(int(k) for k in res["evals"])
+        for ax, part in zip(axes, ("easy", "hard")):
+            ax.plot(its, [res["evals"][str(i)]["coverage"][part] for i in its], "-o", label=name)
+            ax.set(title=f"{part} half, IPC {ipc}", xlabel="distillation iteration", ylabel="coverage")
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def alpha_curves(rows: list[dict], ctx):
+    fig, ax = plt.subplots(figsize=(5, 3.3))
+    for ipc in sorted({r["ipc"] for r in rows}):
+        pts = sorted((r["alpha"], r["mean"], r["std"]) for r in rows if r["ipc"] == ipc)
+        a, m, s = zip(*pts)
+        ax.errorbar(a, m, yerr=s, fmt="-o", capsize=3, label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)})")
+    ax.set(xlabel="α (fraction of the window distilled)", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+METHODS = ("Random", "Sliding window", "MTT", "SelMatch")
+
+
+# Subsets whose paper numbers are for the full dataset: shown for orientation, under their own header.
+ORIENTATION = {"tinyimagenet-c10": ("tinyimagenet", "paper, all 200 classes (%, orientation only)")}
+
+
+def main_table(results: dict, ctx) -> None:
+    paper_ds, paper_header = ORIENTATION.get(ctx.dataset, (ctx.dataset, "paper (%)"))
+    rows = []
+    for ipc, by_method in results.items():
+        rt = ratio(ctx.dataset, ipc)
+        for m in METHODS:
+            r = by_method[m]
+            p = paper_value(m, paper_ds, rt)
+            extra = f"β {r['beta']}" if m == "Sliding window" else f"α {r['alpha']}" if m == "SelMatch" else ""
+            rows.append([f"{ipc} ({rt})", m, fmt(r["mean"], r["std"]), len(r["runs"]), extra, fmt(*p) if p else "–"])
+    table(rows, ["IPC (ratio)", "method", f"ours, {ctx.profile} (%)", "runs", "chosen on val", paper_header])
+
+
+def main_figure(results: dict, ctx):
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ipcs = list(results)
+    for m, style in zip(METHODS, (":^", "-.d", "--s", "-o")):
+        ax.errorbar(ipcs, [results[i][m]["mean"] for i in ipcs], yerr=[results[i][m]["std"] for i in ipcs],
+                    fmt=style, capsize=3, label=m)
+    ax.set(xlabel="images per class", ylabel="test accuracy (%)", title=f"{ctx.dataset}, profile {ctx.profile}")
+    ax.set_xticks(ipcs)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def window_conclusions(rows: list[dict], rand: dict, ctx) -> None:
+    """Sentences computed from the sweep: best window vs random, the hardest window, the two readings."""
+    out = []
+    for ipc in sorted(rand):
+        frac = [r for r in rows if r["ipc"] == ipc and r["start_mode"] == "fraction"]
+        code = [r for r in rows if r["ipc"] == ipc and r["start_mode"] == "ipc"]
+        if not frac:
+            continue
+        best, r = best_by_val(frac), rand[ipc]
+        hardest = min(frac, key=lambda x: x["beta"])
+        verdict = "beats" if best["mean"] - best["std"] > r["mean"] + r["std"] else \
+            "is below" if best["mean"] + best["std"] < r["mean"] - r["std"] else "is within noise of"
+        line = (f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the best window (β = {best['beta']}, chosen on the "
+                f"validation half) reaches {fmt(best['mean'], best['std'])} % and {verdict} random selection "
+                f"({fmt(r['mean'], r['std'])} %); the hardest window (β = {hardest['beta']}) gives {fmt(hardest['mean'], hardest['std'])} %.")
+        if code:
+            best_code = best_by_val(code)
+            line += (f" Read as the official code does (start = int(ipc·β)), the best window reaches "
+                     f"{fmt(best_code['mean'], best_code['std'])} %.")
+        out.append(line)
+    show("\n".join(out))
+
+
+def _compare(a: dict, b: dict) -> str:
+    """'above' / 'below' when the ± one-std intervals do not overlap, else 'within noise of'."""
+    if a["mean"] - a["std"] > b["mean"] + b["std"]:
+        return "above"
+    if a["mean"] + a["std"] < b["mean"] - b["std"]:
+        return "below"
+    return "within noise of"
+
+
+def coverage_conclusions(rows: list[dict], trace: dict, ipc: int, ctx) -> None:
+    """Sentences computed from the coverage study: SelMatch against MTT on each half, and the trend
+    of coverage during distillation."""
+    out = []
+    for r in rows:
+        sm, mtt, win = r["SelMatch"], r["MTT"], r["window"]
+        acc_sm, acc_mtt = r["acc"]["SelMatch"], r["acc"]["MTT"]
+        out.append(
+            f"- **IPC {r['ipc']} ({ratio(ctx.dataset, r['ipc'])})**: coverage of the hard half is {sm['hard']:.3f} for "
+            f"SelMatch against {mtt['hard']:.3f} for MTT ({'higher' if sm['hard'] > mtt['hard'] else 'lower'}), and "
+            f"{sm['easy']:.3f} against {mtt['easy']:.3f} on the easy half; the window alone covers {win['hard']:.3f} / "
+            f"{win['easy']:.3f} (hard / easy), a random subset {r['random']['hard']:.3f} / {r['random']['easy']:.3f}. "
+            f"Accuracy on the hard test half: SelMatch {acc_sm['groups']['hard']['mean']:.1f} %, "
+            f"MTT {acc_mtt['groups']['hard']['mean']:.1f} %.")
+    for name, res in trace.items():
+        its = sorted(int(k) for k in res["evals"])
+        if len(its) >= 2:
+            first, last = res["evals"][str(its[0])]["coverage"], res["evals"][str(its[-1])]["coverage"]
+            out.append(f"- **{name}, IPC {ipc}**: from iteration {its[0]} to {its[-1]}, coverage of the hard half goes "
+                       f"{first['hard']:.3f} → {last['hard']:.3f} and of the easy half {first['easy']:.3f} → "
+                       f"{last['easy']:.3f}.")
+    show("\n".join(out))
+
+
+def ablation_conclusions(alpha_rows: list[dict], aug: dict, init: dict, ipc: int, ctx) -> None:
+    """Sentences computed from the ablations: the best α per IPC against α = 0 and α = 1, and the
+    augmentation and initialisation comparisons at ``ipc``."""
+    out = []
+    for i in sorted({r["ipc"] for r in alpha_rows}):
+        rows = {r["alpha"]: r for r in alpha_rows if r["ipc"] == i}
+        best = best_by_val(list(rows.values()))
+        line = (f"- **α, IPC {i} ({ratio(ctx.dataset, i)})**: the validation half picks α = {best['alpha']} "
+                f"({fmt(best['mean'], best['std'])} % on the test half)")
+        for a, what in ((0.0, "the window alone"), (1.0, "distilling everything")):
+            if a in rows and a != best["alpha"]:
+                line += f"; {what} (α = {a:g}) gives {fmt(rows[a]['mean'], rows[a]['std'])} %"
+        out.append(line + ".")
+    if aug:
+        best_aug = max(aug, key=lambda k: aug[k]["mean"])
+        out.append(f"- **Augmentation at evaluation, IPC {ipc}**: "
+                   + ", ".join(f"{k} {fmt(v['mean'], v['std'])} %" for k, v in aug.items())
+                   + f"; {best_aug} is highest" + ("" if best_aug == "combined" else
+                                                   f" (combined is {_compare(aug['combined'], aug[best_aug])} it)") + ".")
+    if init:
+        w, r = init["window"], init["random"]
+        out.append(f"- **Initialisation, IPC {ipc}**: window {fmt(w['mean'], w['std'])} % against random "
+                   f"{fmt(r['mean'], r['std'])} % — the window is {_compare(w, r)} random.")
+    show("\n".join(out))
+
+
+def main_conclusions(results: dict, ctx) -> None:
+    """Sentences computed from the main table: the ranking per ratio and SelMatch against each method,
+    with the paper's ranking beside ours."""
+    out = []
+    for ipc, by in results.items():
+        rt = ratio(ctx.dataset, ipc)
+        order = sorted(METHODS, key=lambda m: -by[m]["mean"])
+        line = f"- **IPC {ipc} ({rt})**: ours rank " + " > ".join(order)
+        paper = {m: paper_value(m, ctx.dataset, rt) for m in METHODS}
+        if all(paper.values()):
+            line += "; the paper's rank " + " > ".join(sorted(METHODS, key=lambda m: -paper[m][0]))
+        sm = by["SelMatch"]
+        line += ". SelMatch is " + ", ".join(f"{_compare(sm, by[m])} {m}" for m in METHODS if m != "SelMatch") + "."
+        out.append(line)
+    show("\n".join(out))

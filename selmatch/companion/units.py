@@ -1,0 +1,303 @@
+"""The paper's analyses as cached experiment units, shared by the notebooks.
+
+Each function takes an :class:`Context` (profile, dataset, seed, where results go) and returns a
+JSON-able dict through :func:`selmatch.companion.cache.cached`, so a rebuild of the book reads results instead of
+recomputing, an interrupted notebook resumes at the first missing unit, and every number carries the
+config and code version that made it. Large artifacts (experts, feature networks) live in ``runs/``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import pipeline
+from ..artifacts import config_key
+from ..evaluate import selection_set
+from ..data import DATASETS, ImageDataset, load_dataset
+from ..device import provenance
+from ..scores import load_scores
+from ..settings import Preset, Profile, get_profile
+from .cache import cached
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a unit runs: the profile, dataset and seed its results depend on, the device it computes on
+    (recorded with each result, not part of its key: see :mod:`selmatch.device`), and where results go."""
+
+    profile: str = "smoke"
+    dataset: str = "cifar10"
+    seed: int = 0
+    device: str = "cpu"
+    results: str = "results"     # small, committed results: <results>/<profile>/<name>-<hash>.json
+    runs: str = "runs"           # large artifacts, not committed
+
+    @property
+    def prof(self) -> Profile:
+        return get_profile(self.profile)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.results) / self.profile
+
+    def base(self) -> dict:
+        """What every result depends on; the profile's definition is hashed in (:meth:`Profile.key`), so
+        editing a profile recomputes its results instead of reusing stale ones."""
+        return {"profile": self.profile, "profile_config": self.prof.key(), "dataset": self.dataset, "seed": self.seed}
+
+    def setting(self, ipc: int | None = None) -> Preset:
+        """The experts and distillation at this profile for this dataset (known without loading it)."""
+        return self.prof.setting(self.dataset, DATASETS[self.dataset].image_shape[-1], ipc)
+
+
+@lru_cache(maxsize=2)
+def dataset(name: str) -> ImageDataset:
+    return load_dataset(name)
+
+
+def _cached(ctx: Context, name: str, config: dict, compute) -> dict:
+    """:func:`cached` under the context's results folder, recording which copy of the data was used and
+    where the result was computed. The data source is deliberately not part of the key (a rebuild from
+    committed results needs no data); to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
+    return cached(name, config, compute, ctx.root,
+                  provenance=lambda: {"data": dataset(ctx.dataset).source, **provenance(ctx.device)})
+
+
+def _eval(ctx: Context, ds, x, y, distilled, augmentation: str, runs: int, test_hardness=None) -> dict:
+    return pipeline.evaluate_set(ds, x, y, distilled, ctx.prof, augmentation=augmentation, runs=runs, seed=ctx.seed,
+                                 test_hardness=test_hardness, device=ctx.device)
+
+
+# ----------------------------------------------------------------------------- scores
+
+def our_scores(ctx: Context) -> dict:
+    """Forgetting (train and test) and EL2N recorded while training the profile's score network."""
+    cfg = ctx.prof.scores
+    config = {**ctx.base(), "train": asdict(cfg)}
+
+    def compute():
+        rec = pipeline.difficulty_scores(dataset(ctx.dataset), cfg, seed=ctx.seed, device=ctx.device)
+        return {"final_train_acc": rec.train_history[-1].double().mean().item() * 100,
+                "final_test_acc": rec.test_history[-1].double().mean().item() * 100,
+                "arrays": {"forgetting_train": rec.forgetting_train.numpy(), "forgetting_test": rec.forgetting_test.numpy(),
+                           "el2n": rec.el2n_train.numpy()}}
+
+    return _cached(ctx, "our_scores", config, compute)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Rank correlation (average ranks for ties)."""
+    def ranks(v):
+        v = v.double()
+        order = torch.argsort(v, stable=True)
+        r = torch.empty_like(v)
+        r[order] = torch.arange(len(v), dtype=torch.float64)
+        uniq, inv = torch.unique(v, return_inverse=True)   # average the ranks of tied values
+        sums = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, r)
+        counts = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, torch.ones_like(r))
+        return (sums / counts)[inv]
+    return torch.corrcoef(torch.stack([ranks(a), ranks(b)]))[0, 1].item()
+
+
+def score_study(ctx: Context, per_class: int = 4) -> dict:
+    """Our forgetting scores against the published C-scores and forgetting counts."""
+    ours = our_scores(ctx)
+    config = {**ctx.base(), "ours": ours["key"], "per_class": per_class}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        h = {"ours (forgetting)": hardness(ctx, "ours")}
+        for kind in ("cscore", "forgetting"):
+            try:
+                h[f"published {kind}"] = load_scores(ds, kind)
+            except FileNotFoundError:
+                pass
+        names = list(h)
+        corr = [[spearman(h[a], h[b]) for b in names] for a in names]
+        hist = {k: np.histogram(v.numpy(), bins=30)[0].tolist() for k, v in h.items()}
+        edges = {k: np.histogram(v.numpy(), bins=30)[1].tolist() for k, v in h.items()}
+        ref = names[1] if len(names) > 1 else names[0]
+        easy, hard = [], []
+        for c in range(ds.num_classes):
+            members = (ds.y_train == c).nonzero().flatten()
+            order = members[torch.sort(h[ref][members].double(), stable=True).indices]
+            easy.append(order[:per_class])
+            hard.append(order[-per_class:].flip(0))
+        return {"names": names, "spearman": corr, "hist": hist, "edges": edges, "reference": ref,
+                "classes": list(ds.classes), "ours_train_acc": ours["result"]["final_train_acc"],
+                "ours_test_acc": ours["result"]["final_test_acc"],
+                "arrays": {"easy": summary_images(ds, torch.cat(easy).numpy()),
+                           "hard": summary_images(ds, torch.cat(hard).numpy())}}
+
+    return _cached(ctx, "score_study", config, compute)
+
+
+def hardness(ctx: Context, score: str) -> torch.Tensor:
+    """Hardness of every training image: published (``cscore``, ``forgetting``) or ``ours`` (forgetting here)."""
+    if score == "ours":
+        return torch.from_numpy(our_scores(ctx)["result"]["arrays"]["forgetting_train"])
+    return load_scores(dataset(ctx.dataset), score)
+
+
+def test_hardness(ctx: Context) -> torch.Tensor:
+    return torch.from_numpy(our_scores(ctx)["result"]["arrays"]["forgetting_test"])
+
+
+# ----------------------------------------------------------------------------- selection-only baselines
+
+def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction",
+                augmentation: str = "dsa", runs: int | None = None) -> dict:
+    runs = runs or ctx.prof.runs
+    config = {**ctx.base(), "ipc": ipc, "beta": beta, "score": score, "start_mode": start_mode,
+              "augmentation": augmentation, "runs": runs}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        h = hardness(ctx, score)
+        try:
+            sel = pipeline.initial_selection(ds, init="window", ipc=ipc, alpha=0.0, beta=beta, hardness=h,
+                                             start_mode=start_mode)
+        except ValueError as e:    # a window that does not fit is cached too: a rebuild without data knows it
+            return {"fits": False, "reason": str(e)}
+        x, y, distilled = selection_set(ds, sel)
+        return {**_eval(ctx, ds, x, y, distilled, augmentation, runs),
+                "window_mean_hardness": h[sel.indices].double().mean().item()}
+
+    res = _cached(ctx, "window", config, compute)
+    if res["result"].get("fits") is False:
+        raise ValueError(res["result"]["reason"])
+    return res
+
+
+def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | None = None) -> dict:
+    runs = runs or ctx.prof.runs
+    config = {**ctx.base(), "ipc": ipc, "augmentation": augmentation, "runs": runs}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        x, y, distilled = selection_set(ds, pipeline.initial_selection(ds, init="random", ipc=ipc, alpha=0.0,
+                                                                       seed=ctx.seed))
+        return _eval(ctx, ds, x, y, distilled, augmentation, runs)
+
+    return _cached(ctx, "random", config, compute)
+
+
+# ----------------------------------------------------------------------------- experts, features
+
+def experts(ctx: Context, ipc: int | None = None) -> Path:
+    cfg = ctx.setting(ipc).expert
+    out = Path(ctx.runs) / "experts" / f"{ctx.dataset}-{config_key({**ctx.base(), 'expert': asdict(cfg)})}"
+    if len(list(out.glob("expert_*.pt"))) < cfg.num_experts:
+        pipeline.expert_trajectories(dataset(ctx.dataset), cfg, out, seed=ctx.seed, device=ctx.device, resume=True,
+                                     extra={"profile": ctx.profile})
+    return out
+
+
+def coverage_probe(ctx: Context) -> pipeline.CoverageProbe:
+    """Coverage of a sample of the real training set, with easy/hard halves by our forgetting scores."""
+    ds = dataset(ctx.dataset)
+    cfg = ctx.prof.features
+    path = Path(ctx.runs) / "features" / f"{ctx.dataset}-{config_key({**ctx.base(), 'train': asdict(cfg)})}.pt"
+    net = pipeline.feature_network(ds, cfg, seed=ctx.seed, device=ctx.device, path=path)
+    return pipeline.CoverageProbe(ds, net, n_real=ctx.prof.coverage_real, seed=ctx.seed, hardness=hardness(ctx, "ours"))
+
+
+# ----------------------------------------------------------------------------- SelMatch / MTT
+
+def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
+                 start_mode: str = "fraction", augmentation: str = "combined", iterations: int | None = None,
+                 eval_at: tuple[int, ...] = (), with_coverage: bool = False, runs: int | None = None) -> dict:
+    """Distill (window or random init), then evaluate the final set. ``eval_at`` records accuracy (1 run)
+    and, with ``with_coverage``, coverage at those iterations; they never choose the result."""
+    runs = runs or ctx.prof.runs
+    setting = ctx.setting(ipc)
+    if iterations is not None:
+        setting = replace(setting, distill=setting.distill.with_(iterations=iterations))
+    config = {**ctx.base(), "ipc": ipc, "alpha": alpha, "beta": beta, "init": init, "score": score,
+              "start_mode": start_mode, "augmentation": augmentation,
+              # the memory mode computes the same gradients, so it is not part of what a result depends on
+              "distill": {k: v for k, v in asdict(setting.distill).items() if k != "memory"},
+              "expert": asdict(setting.expert), "eval_at": list(eval_at), "coverage": with_coverage, "runs": runs}
+
+    # the distillation itself does not depend on how it is evaluated: one run folder serves all evaluations
+    run_key = {k: v for k, v in config.items() if k not in ("augmentation", "eval_at", "coverage", "runs")}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        sel = pipeline.initial_selection(ds, init=init, ipc=ipc, alpha=alpha, beta=beta, start_mode=start_mode,
+                                         hardness=None if init == "random" else hardness(ctx, score), seed=ctx.seed)
+        probe = coverage_probe(ctx) if with_coverage else None
+        th = test_hardness(ctx)
+
+        def on_eval(it, images, labels, flags):
+            out = {"accuracy": _eval(ctx, ds, images, labels, flags, augmentation, 1, th)}
+            if probe is not None:
+                out["coverage"] = probe(images)
+            return out
+
+        res = pipeline.distill_selection(ds, sel, experts(ctx, ipc), setting, seed=ctx.seed, device=ctx.device,
+                                         out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}",
+                                         resume=True, eval_at=eval_at, on_eval=on_eval)
+        final = _eval(ctx, ds, res.images, res.labels, res.is_distilled, augmentation, runs, th)
+        out = {"final": final, "syn_lr": res.syn_lr, "loss": res.history["loss"], "evals": res.history["evals"],
+               "distill_seconds": float(sum(res.history["seconds"]))}
+        if probe is not None:
+            out["coverage"] = probe(res.images)
+        return out
+
+    return _cached(ctx, "selmatch", config, compute)
+
+
+def random_coverage(ctx: Context, ipc: int) -> dict:
+    """Coverage of the real data by a random class-balanced subset."""
+    config = {**ctx.base(), "ipc": ipc, "features": asdict(ctx.prof.features), "real": ctx.prof.coverage_real}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        sel = pipeline.initial_selection(ds, init="random", ipc=ipc, alpha=0.0, seed=ctx.seed)
+        return coverage_probe(ctx)(ds.normalize(ds.x_train[sel.select_idx]))
+
+    return _cached(ctx, "random_coverage", config, compute)
+
+
+def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction") -> dict:
+    """Coverage of the real data by the window alone (SelMatch's iteration 0)."""
+    config = {**ctx.base(), "ipc": ipc, "beta": beta, "score": score, "start_mode": start_mode,
+              "features": asdict(ctx.prof.features), "real": ctx.prof.coverage_real}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        sel = pipeline.initial_selection(ds, init="window", ipc=ipc, alpha=0.0, beta=beta, start_mode=start_mode,
+                                         hardness=hardness(ctx, score))
+        return coverage_probe(ctx)(ds.normalize(ds.x_train[sel.indices]))
+
+    return _cached(ctx, "window_coverage", config, compute)
+
+
+def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore", start_mode: str = "fraction") -> dict:
+    """The window start with the best *validation* accuracy among ``betas`` (those that fit)."""
+    rows = []
+    for beta in betas:
+        try:
+            rows.append({"beta": beta, **window_eval(ctx, ipc, beta, score, start_mode)["result"]})
+        except ValueError:
+            continue
+    if not rows:
+        raise ValueError(f"no beta in {betas} fits ipc={ipc}")
+    return max(rows, key=lambda r: (r["val"], -r["beta"]))
+
+
+def env_context(**overrides) -> Context:
+    """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this)."""
+    roots = {"results": os.environ.get("SELMATCH_RESULTS", "results"), "runs": os.environ.get("SELMATCH_RUNS", "runs")}
+    return Context(**{**roots, **overrides})
+
+
+def summary_images(ds: ImageDataset, idx: np.ndarray) -> np.ndarray:
+    """uint8 HWC thumbnails of the given training images (stored with results for offline pages)."""
+    return ds.x_train[torch.as_tensor(idx)].permute(0, 2, 3, 1).numpy()

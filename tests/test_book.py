@@ -1,0 +1,37 @@
+"""selmatch.companion.book: the notebook runner's bookkeeping (pruning, the status page's cost columns)."""
+from __future__ import annotations
+
+import json
+
+
+def test_prune_removes_only_results_no_notebook_read(tmp_path, capsys):
+    from selmatch.companion.book import prune
+
+    (tmp_path / "notebooks").mkdir()
+    for n in ("00_quickstart", "01_a", "02_b"):
+        (tmp_path / "notebooks" / f"{n}.md").write_text("")
+    res = tmp_path / "results" / "p"
+    res.mkdir(parents=True)
+    for stem in ("window-aaa", "window-bbb", "selmatch-ccc", "our_scores-ddd"):
+        (res / f"{stem}.json").write_text("{}")
+    (res / "window-bbb.npz").write_bytes(b"")
+    row = {"parameters": {"profile": "p"}, "error": None}
+    status = tmp_path / "book" / "status.json"
+    status.parent.mkdir()
+    status.write_text(json.dumps([{**row, "notebook": "01_a", "keys": ["window-aaa"]}]))
+    assert prune("p", True, tmp_path) == 2                     # 02_b has not run: nothing is touched
+    assert "02_b" in capsys.readouterr().err and len(list(res.iterdir())) == 5
+    status.write_text(json.dumps([{**row, "notebook": "01_a", "keys": ["window-aaa"]},
+                                  {**row, "notebook": "02_b", "keys": ["selmatch-ccc"]}]))
+    assert prune("p", False, tmp_path) == 0 and len(list(res.iterdir())) == 5   # listing only
+    assert prune("p", True, tmp_path) == 0
+    assert sorted(f.name for f in res.iterdir()) == ["our_scores-ddd.json", "selmatch-ccc.json", "window-aaa.json"]
+
+
+def test_from_scratch_time_charges_a_shared_result_once():
+    from selmatch.companion.book import first_compute_seconds
+
+    rows = [{"key_seconds": {"window-a": 60.0, "random-b": 30.0}},
+            {"key_seconds": {"window-a": 60.0, "selmatch-c": 300.0}},
+            {"key_seconds": {}}]
+    assert first_compute_seconds(rows) == [90.0, 300.0, 0.0]

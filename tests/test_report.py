@@ -1,0 +1,20 @@
+"""selmatch.companion.report: tables and labels of the book's pages."""
+from __future__ import annotations
+
+
+def test_main_table_labels_full_dataset_numbers_as_orientation(monkeypatch):
+    """The 10-class TinyImageNet table shows the paper's 200-class numbers under a header that says so;
+    CIFAR-10 keeps the plain paper column."""
+    from types import SimpleNamespace
+
+    from selmatch.companion import report
+
+    shown = []
+    monkeypatch.setattr(report, "show", shown.append)
+    r = {"mean": 30.0, "std": 1.0, "runs": [29, 30, 31], "beta": 0.6, "alpha": 0.25}
+    by = {m: r for m in report.METHODS}
+    report.main_table({50: by}, SimpleNamespace(dataset="tinyimagenet-c10", profile="cpu"))
+    report.main_table({250: by}, SimpleNamespace(dataset="cifar10", profile="cpu"))
+    tiny, c10 = shown
+    assert "all 200 classes" in tiny and "44.7 ± 0.2" in tiny          # the paper's SelMatch, Tiny 10 %
+    assert "all 200 classes" not in c10 and "82.8 ± 0.2" in c10       # the paper's SelMatch, CIFAR-10 5 %
