@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .fast.fastgrad import BatchNorm, InstanceNorm, conv_block, instance_norm, relu_pool
+from .fast.fastgrad import BatchNorm, InstanceNorm, affine_of, block, conv_block
 from .fast.recompute import recomputed
 
 NORMS = ("instance", "batch", "none")
@@ -31,24 +31,18 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class _BlockFn:
-    """One ConvNet block as a pure function of its input and parameters, for :func:`recomputed`.
-    BatchNorm's running statistics are updated by the first call only (the forward), never by the
-    recomputations; in training mode the output uses batch statistics, so recomputations agree."""
+    """One ConvNet block as a pure function of its input and parameters, for :func:`recomputed`: the same
+    :func:`selmatch.fast.fastgrad.block`, with BatchNorm's running statistics updated by the first call
+    only (the forward), never by the recomputations (in training mode the output uses batch statistics,
+    so recomputations agree)."""
 
     def __init__(self, norm: nn.Module):
         self.norm, self.fresh = norm, True
 
     def __call__(self, h, w, b, *affine):
-        z = F.conv2d(h, w, b, padding=1)
-        n = self.norm
-        if isinstance(n, nn.GroupNorm):
-            z = instance_norm(z, *affine, eps=n.eps)
-        elif isinstance(n, nn.BatchNorm2d) and not n.training:
-            z = F.batch_norm(z, n.running_mean, n.running_var, *affine, training=False, eps=n.eps)
-        elif isinstance(n, BatchNorm):
-            z = n.train_forward(z, *affine, update=self.fresh)
+        out = block(h, w, b, self.norm, affine, update_stats=self.fresh)
         self.fresh = False
-        return relu_pool(z)
+        return out
 
 
 class ConvNet(nn.Module):
@@ -80,14 +74,11 @@ class ConvNet(nn.Module):
         grad = torch.is_grad_enabled()
         k = min(self.recompute_blocks, self.depth) if grad else 0
         for i in range(self.depth):
-            conv, norm, relu, pool = self.body[4 * i:4 * i + 4]
+            conv, norm = self.body[4 * i:4 * i + 2]     # ReLU and pool are part of the block (fastgrad.block)
             if i < k:
-                affine = [] if isinstance(norm, nn.Identity) else [norm.weight, norm.bias]
-                x = recomputed(_BlockFn(norm), x, conv.weight, conv.bias, *affine)
-            elif grad:      # one fused operation: the same values, a leaner second derivative (fastgrad)
-                x = conv_block(x, conv, norm, ask_input_grad=i == 0)
+                x = recomputed(_BlockFn(norm), x, conv.weight, conv.bias, *affine_of(norm))
             else:
-                x = pool(relu(norm(conv(x))))
+                x = conv_block(x, conv, norm, ask_input_grad=i == 0)
         return x.flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

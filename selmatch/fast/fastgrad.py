@@ -291,21 +291,47 @@ class _BlockGrad(torch.autograd.Function):
         return g_gp, g_x, g_w, db, g_gamma, None, None, None, None, None, None, None
 
 
-def conv_block(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, *, ask_input_grad: bool = False) -> torch.Tensor:
-    """``avg_pool2d(relu(norm(conv(x))), 2, 2)`` for a 3x3, padding-1 ``conv`` and an :class:`InstanceNorm`
-    or training-mode :class:`BatchNorm` ``norm``, as one operation that keeps about half the memory of the
-    four separate ones under a twice-differentiated unroll (the same values and derivatives).
+def block(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module,
+          affine: tuple[torch.Tensor, ...] = (), *, update_stats: bool = True, ask_input_grad: bool = False) -> torch.Tensor:
+    """ConvNet's block, ``avg_pool2d(relu(norm(conv2d(x, weight, bias, padding=1))), 2, 2)``: the one
+    definition of it, used by every path (training, evaluation, the unroll, recomputation).
 
+    ``norm`` is the block's norm module (:class:`InstanceNorm`, :class:`BatchNorm` or ``nn.Identity``); its
+    affine parameters are passed in ``affine`` (``(γ, β)``, or ``()`` without a norm) so that a caller can
+    substitute its own leaves. While autograd records, an instance norm or a training-mode batch norm runs as
+    one fused operation (:class:`_Block`) that keeps about half the memory of the four separate ones under a
+    twice-differentiated unroll, with the same values and derivatives; otherwise the stages run one by one.
+
+    ``update_stats``: a training-mode batch norm updates its running statistics (False for a recomputation).
     ``ask_input_grad``: in the backward, compute x's gradient only if autograd will use it (ConvNet sets it
     for its first block, whose input is the images); otherwise whenever x requires a gradient."""
-    node = get_gradient_edge(x).node if ask_input_grad and x.requires_grad and torch.is_grad_enabled() else None
-    if isinstance(norm, InstanceNorm):
-        return _Block.apply(x, conv.weight, conv.bias, norm.weight, norm.bias, True, norm.eps, None, 0.0, node)
-    if isinstance(norm, BatchNorm) and norm.training:
-        running, momentum = norm.running_stats(update=True)
-        return _Block.apply(x, conv.weight, conv.bias, norm.weight, norm.bias, False, norm.eps, running, momentum,
-                            node)
-    return relu_pool(norm(conv(x)))
+    per = isinstance(norm, InstanceNorm)
+    train_bn = isinstance(norm, BatchNorm) and norm.training
+    if torch.is_grad_enabled() and (per or train_bn):
+        node = get_gradient_edge(x).node if ask_input_grad and x.requires_grad else None
+        running, momentum = (None, 0.0) if per else norm.running_stats(update_stats)
+        return _Block.apply(x, weight, bias, *affine, per, norm.eps, running, momentum, node)
+    z = F.conv2d(x, weight, bias, padding=1)
+    if per:
+        z = instance_norm(z, *affine, eps=norm.eps)
+    elif train_bn:
+        running, momentum = norm.running_stats(update_stats)
+        z = batch_norm_train(z, *affine, *(running or (None, None)), momentum=momentum, eps=norm.eps)
+    elif isinstance(norm, nn.BatchNorm2d):
+        z = F.batch_norm(z, norm.running_mean, norm.running_var, *affine, training=False, eps=norm.eps)
+    elif not isinstance(norm, nn.Identity):
+        raise TypeError(f"a ConvNet block's norm must be InstanceNorm, BatchNorm or Identity, not {type(norm).__name__}")
+    return relu_pool(z)
+
+
+def affine_of(norm: nn.Module) -> tuple[torch.Tensor, ...]:
+    """A norm module's ``(γ, β)``, or ``()`` for ``nn.Identity``."""
+    return () if isinstance(norm, nn.Identity) else (norm.weight, norm.bias)
+
+
+def conv_block(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, *, ask_input_grad: bool = False) -> torch.Tensor:
+    """:func:`block` with the parameters of the modules ``conv`` (3x3, padding 1) and ``norm``."""
+    return block(x, conv.weight, conv.bias, norm, affine_of(norm), ask_input_grad=ask_input_grad)
 
 
 def instance_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
