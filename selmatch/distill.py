@@ -220,13 +220,14 @@ def _iteration(net, layout: ParamLayout, experts: ExpertPool, st: _State, x_sele
 
 def _diverged(st: _State, losses: list[torch.Tensor], cfg: DistillConfig, ckpt: Path | None) -> DistillationDiverged:
     values = torch.stack(losses).cpu()
-    first = int(st.iteration - len(losses) + int((~torch.isfinite(values)).nonzero()[0])) \
-        if not torch.isfinite(values).all() else st.iteration - 1
-    return DistillationDiverged(
-        f"distillation diverged at iteration {first} (matching loss {values.tolist()[first - st.iteration]}, "
-        f"or non-finite images or syn_lr after the update); lower lr_img (now {cfg.lr_img}) or lr_init/lr_lr "
-        f"for syn_lr (now {cfg.lr_init}/{cfg.lr_lr}). "
-        + (f"The last checkpoint, {ckpt}, predates the divergence and is kept." if ckpt else ""))
+    bad = (~torch.isfinite(values)).nonzero().flatten()
+    if len(bad):
+        what = f"the matching loss is {values[bad[0]].item()} at iteration {st.iteration - len(losses) + int(bad[0])}"
+    else:
+        what = f"the update of iteration {st.iteration - 1} made the images or syn_lr non-finite"
+    kept = f" The last checkpoint, {ckpt}, predates it and is kept." if ckpt is not None and ckpt.exists() else ""
+    return DistillationDiverged(f"distillation diverged: {what}; lower lr_img (now {cfg.lr_img}) or lr_init/lr_lr "
+                                f"for syn_lr (now {cfg.lr_init}/{cfg.lr_lr}).{kept}")
 
 
 def _record(st: _State, losses: list[torch.Tensor], lrs: list[torch.Tensor], seconds: list[float], cfg, ckpt) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -129,6 +130,24 @@ def test_divergence_names_learning_rates(mnist, experts, tmp_path):
     cfg = CFG.with_(lr_init=1e8, iterations=3)
     with pytest.raises(DistillationDiverged, match="lr_img"):
         distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=cfg, width=4, out=tmp_path, progress=False)
+
+
+def test_a_checkpoint_never_holds_a_diverged_state(mnist, experts, tmp_path):
+    """An update that makes the images infinite is caught before the checkpoint after it is written, even
+    though the loss that produced it was finite (checking the loss alone wrote that state as "last good")."""
+    xs, ys, xd, yd = small_sets(mnist)
+    from selmatch.artifacts import load_checkpoint
+
+    bad = CFG.with_(iterations=4, checkpoint_every=1, lr_img=1e38)
+    with pytest.raises(DistillationDiverged, match=r"the update of iteration (\d) made the images or syn_lr non-finite")\
+            as err:
+        distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=bad, width=4, out=tmp_path, progress=False)
+    at = int(re.search(r"iteration (\d)", str(err.value)).group(1))
+    ckpt = tmp_path / "checkpoint.pt"
+    assert ckpt.exists() == (at > 0) and ("predates it and is kept" in str(err.value)) == (at > 0)
+    if at > 0:                                   # the state before the bad update, not after it
+        state = load_checkpoint(ckpt)
+        assert int(state["iteration"]) == at and torch.isfinite(state["x_distill"]).all()
 
 
 def test_bad_inputs(mnist, experts, tmp_path):
