@@ -1,4 +1,6 @@
-"""The ``selmatch`` command line. Each subcommand is a thin wrapper over the library; outputs are files.
+"""The ``selmatch`` command line. Each subcommand is a thin wrapper over :mod:`selmatch.pipeline` (the
+same steps the book's cached units run, with one evaluation protocol); outputs are files
+(:mod:`selmatch.artifacts`). Every computing subcommand takes ``--device``.
 
     selmatch data NAME                      JSON summary of a dataset
     selmatch scores   --dataset D --out F   forgetting / EL2N scores recorded while training a network
@@ -23,6 +25,7 @@ from . import __version__, pipeline
 from .artifacts import atomic_write, list_experts, load_score_record, save_score_record, save_selection, save_synset
 from .augment import AUGMENTATIONS
 from .data import DATASETS, load_dataset
+from .distill import MEMORY_MODES
 from .device import provenance, resolve_device
 from .experts import ExpertConfig
 from .networks import MODELS
@@ -183,49 +186,55 @@ def cmd_distill(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="selmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"selmatch {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+# ----------------------------------------------------------------------------- the parser
 
-    def common(sp, dataset_positional=False):
-        if not dataset_positional:
-            sp.add_argument("--dataset", required=True, choices=list(DATASETS))
-        sp.add_argument("--root", help="torchvision-style data folder (default <cache>/datasets)")
-        sp.add_argument("--cache", help="cache root (default $SELMATCH_CACHE or ~/.cache/selmatch)")
-        sp.add_argument("--no-download", action="store_true", help="never download")
+def _common(sp, dataset_positional=False) -> None:
+    if not dataset_positional:
+        sp.add_argument("--dataset", required=True, choices=list(DATASETS))
+    sp.add_argument("--root", help="torchvision-style data folder (default <cache>/datasets)")
+    sp.add_argument("--cache", help="cache root (default $SELMATCH_CACHE or ~/.cache/selmatch)")
+    sp.add_argument("--no-download", action="store_true", help="never download")
 
-    def training(sp):
-        sp.add_argument("--profile", default="smoke", choices=list(PROFILES), help="compute scale (default smoke)")
-        sp.add_argument("--model", choices=list(MODELS), help="override the profile's network")
-        sp.add_argument("--width", type=int, help="override the network width")
-        sp.add_argument("--epochs", type=int, help="override the number of epochs")
-        sp.add_argument("--lr", type=float, help="override the learning rate")
-        sp.add_argument("--seed", type=int, default=0)
-        device(sp)
 
-    def device(sp):
-        sp.add_argument("--device", default="cpu", help="where to compute: cpu, cuda, cuda:1, mps (default cpu)")
+def _device(sp) -> None:
+    sp.add_argument("--device", default="cpu", help="where to compute: cpu, cuda, cuda:1, mps (default cpu)")
 
-    def training_set(sp):
-        sp.add_argument("--selection", "--set", dest="selection", required=True,
-                        help=".npz from `selmatch select` or a synset.npz from `selmatch distill`")
-        sp.add_argument("--out", help="output .json")
 
+def _training(sp) -> None:
+    sp.add_argument("--profile", default="smoke", choices=list(PROFILES), help="compute scale (default smoke)")
+    sp.add_argument("--model", choices=list(MODELS), help="override the profile's network")
+    sp.add_argument("--width", type=int, help="override the network width")
+    sp.add_argument("--epochs", type=int, help="override the number of epochs")
+    sp.add_argument("--lr", type=float, help="override the learning rate")
+    sp.add_argument("--seed", type=int, default=0)
+    _device(sp)
+
+
+def _training_set(sp) -> None:
+    sp.add_argument("--selection", "--set", dest="selection", required=True,
+                    help=".npz from `selmatch select` or a synset.npz from `selmatch distill`")
+    sp.add_argument("--out", help="output .json")
+
+
+def _add_data(sub) -> None:
     d = sub.add_parser("data", help="print a JSON summary of a dataset")
     d.add_argument("name", choices=list(DATASETS))
-    common(d, dataset_positional=True)
+    _common(d, dataset_positional=True)
     d.set_defaults(func=cmd_data)
 
+
+def _add_scores(sub) -> None:
     s = sub.add_parser("scores", help="record forgetting and EL2N scores while training a network")
-    common(s)
-    training(s)
+    _common(s)
+    _training(s)
     s.add_argument("--el2n-epoch", type=int, default=2, help="epoch after which EL2N is measured (default 2)")
     s.add_argument("--out", required=True, help="output .npz (scores = forgetting, higher = harder)")
     s.set_defaults(func=cmd_scores)
 
+
+def _add_select(sub) -> None:
     sl = sub.add_parser("select", help="sliding-window (or random) selection -> select_idx / distill_idx")
-    common(sl)
+    _common(sl)
     sl.add_argument("--score", default="cscore", help=f"{' | '.join(SCORE_KINDS)} | path to a hardness file")
     sl.add_argument("--ipc", type=int, required=True, help="images per class")
     sl.add_argument("--beta", type=float, default=0.0, help="window start (see --start)")
@@ -237,41 +246,50 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--out", required=True, help="output .npz")
     sl.set_defaults(func=cmd_select)
 
-    e = sub.add_parser("evaluate", help="train fresh networks on a selection, report test accuracy")
-    common(e)
-    training(e)
-    training_set(e)
+
+def _add_evaluate(sub) -> None:
+    e = sub.add_parser("evaluate", help="train fresh networks on a selection, report test accuracy "
+                                        "(the book's protocol: mean ± std on the test half, val on the other)")
+    _common(e)
+    _training(e)
+    _training_set(e)
     e.add_argument("--aug", choices=AUGMENTATIONS, help="override the augmentation")
     e.add_argument("--runs", type=int, help="number of runs (default: the profile's)")
     e.add_argument("--test-scores", help=".npz from `selmatch scores`: report easy/hard test halves")
     e.set_defaults(func=cmd_evaluate)
 
+
+def _add_coverage(sub) -> None:
     c = sub.add_parser("coverage", help="coverage of the real training set by a selection in feature space")
-    common(c)
-    training(c)
-    training_set(c)
+    _common(c)
+    _training(c)
+    _training_set(c)
     c.add_argument("--score", help="split the real images into easy/hard halves by this score")
     c.add_argument("--real", type=int, help="number of real images (class-balanced sample; default: profile's)")
     c.set_defaults(func=cmd_coverage)
 
+
+def _add_experts(sub) -> None:
     x = sub.add_parser("experts", help="train expert trajectories (parameters after every epoch)")
-    common(x)
+    _common(x)
     x.add_argument("--preset", default="smoke", choices=list(PRESETS),
                    help="a profile (its experts, fitted to the dataset's image size) or a paper setting (default smoke)")
     x.add_argument("--model", choices=list(MODELS))
     x.add_argument("--width", type=int)
     x.add_argument("--num-experts", type=int)
     x.add_argument("--epochs", type=int)
-    x.add_argument("--aug", choices=("none", "dsa"), help="expert augmentation (FACTS §4.2)")
+    x.add_argument("--aug", choices=("none", "dsa"), help="expert augmentation (the paper's code: none; MTT: dsa)")
     x.add_argument("--max-per-class", type=int, help="train on a class-balanced subset of this many images per class")
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--resume", action="store_true", help="continue at the first expert without a file")
-    device(x)
+    _device(x)
     x.add_argument("--out", required=True, help="output folder")
     x.set_defaults(func=cmd_experts)
 
+
+def _add_distill(sub) -> None:
     t = sub.add_parser("distill", help="SelMatch distillation: trajectory matching with partial update")
-    common(t)
+    _common(t)
     t.add_argument("--experts", required=True, help="folder written by `selmatch experts`")
     t.add_argument("--preset", choices=list(PRESETS),
                    help="a profile's distillation or a paper setting (default: the --profile's; at paper, the "
@@ -281,11 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float)
     t.add_argument("--start", choices=START_MODES)
     t.add_argument("--score", help=f"{' | '.join(SCORE_KINDS)} | path (default: the preset's)")
-    t.add_argument("--init", default="window", choices=("window", "random"), help="random + --alpha 1 = plain MTT")
+    t.add_argument("--init", default="window", choices=pipeline.INITS, help="random + --alpha 1 = plain MTT")
     t.add_argument("--iterations", type=int)
     t.add_argument("--syn-steps", type=int)
     t.add_argument("--lr-img", type=float)
-    t.add_argument("--memory", choices=("default", "recompute", "constant"),
+    t.add_argument("--memory", choices=MEMORY_MODES,
                    help="recompute: ConvNet's first block recomputed, about half the memory per student step; "
                         "constant: per-step rematerialisation, memory independent of --syn-steps; same gradients")
     t.add_argument("--eval-at", help="comma-separated iterations to evaluate (recorded, never used to choose)")
@@ -293,9 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute scale: the default --preset and the evaluations of --eval-at (default smoke)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
-    device(t)
+    _device(t)
     t.add_argument("--out", required=True, help="output folder (synset.npz, history.json, checkpoint.pt)")
     t.set_defaults(func=cmd_distill)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="selmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"selmatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_data, _add_scores, _add_select, _add_evaluate, _add_coverage, _add_experts, _add_distill):
+        add(sub)
     return p
 
 

@@ -106,7 +106,7 @@ class ExpertPool:
 
     def __getitem__(self, k: int) -> Trajectory:
         if self.trajs[k] is None:
-            self.trajs[k] = load_trajectory(self.paths[k], mmap=False).to(self.device)
+            self.trajs[k] = load_trajectory(self.paths[k], mmap=self.device.type == "cpu").to(self.device)
         return self.trajs[k]
 
 

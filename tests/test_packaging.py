@@ -5,6 +5,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +110,20 @@ def test_import_graph_has_no_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [])
+
+
+@pytest.mark.parametrize("index", range(len(re.findall(r"^```python$", (ROOT / "README.md").read_text(), re.M))))
+def test_readme_python_runs_as_printed(index, tmp_path, shared_cache):
+    """Each Python block of the README runs as printed (with the shared data where it loads CIFAR-10)."""
+    import os
+    import subprocess
+    import sys
+
+    code = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)[index]
+    env = dict(os.environ, SELMATCH_CACHE=str(shared_cache), SELMATCH_OFFLINE="1")
+    if "cifar10" in code:
+        if not os.environ.get("SELMATCH_DATA_SHARED"):
+            pytest.skip("needs the shared offline data (SELMATCH_DATA)")
+        env["SELMATCH_DATA"] = os.environ["SELMATCH_DATA_SHARED"]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
