@@ -117,7 +117,9 @@ OPS = {"color": color, "crop": crop, "cutout": cutout, "flip": flip, "scale": sc
 
 
 def _per_sample(x: torch.Tensor, choice: torch.Tensor, fns: list, g: torch.Generator) -> torch.Tensor:
-    """Apply ``fns[choice[i]]`` to image i, one batched call per function; keeps the input order."""
+    """Apply ``fns[choice[i]]`` to image i, one batched call per function; keeps the input order. The
+    choices are grouped on the CPU, where they were drawn, so a GPU batch costs no host round trip."""
+    choice = choice.cpu()
     parts, where = [], []
     for k, fn in enumerate(fns):
         idx = (choice == k).nonzero().flatten()
@@ -140,7 +142,7 @@ def dsa(x: torch.Tensor, g: torch.Generator, mode: str = "single", families: tup
     if mode == "single":
         return fns[int(torch.randint(len(fns), (1,), generator=g))](x, g)
     if mode == "sample":
-        return _per_sample(x, torch.randint(len(fns), (len(x),), generator=g).to(x.device), fns, g)
+        return _per_sample(x, torch.randint(len(fns), (len(x),), generator=g), fns, g)
     raise ValueError(f"mode={mode!r} is unknown; valid: single, sample")
 
 
@@ -153,7 +155,7 @@ def simple(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
 
 def combined(x: torch.Tensor, g: torch.Generator, distilled: torch.Tensor) -> torch.Tensor:
     """DSA (a family per image) on ``distilled`` images, simple augmentation on the rest."""
-    choice = (~distilled.to(torch.bool)).long().to(x.device)   # 0 = distilled, 1 = selected
+    choice = (~distilled.to(torch.bool)).long()                 # 0 = distilled, 1 = selected
     return _per_sample(x, choice, [lambda v, gen: dsa(v, gen, mode="sample"), simple], g)
 
 

@@ -25,7 +25,7 @@ import torch
 from .artifacts import SynSet, atomic_write, read_training_file
 from .coverage import coverage, features
 from .data import ImageDataset
-from .device import DeviceLike, resolve_device
+from .device import DeviceLike, model_device, resolve_device
 from .difficulty import DifficultyRecord, record_difficulty
 from .distill import DistillResult, distill
 from .evaluate import evaluate, halves, selection_set
@@ -189,7 +189,8 @@ def feature_network(ds: ImageDataset, cfg: TrainConfig, *, seed: int = 0, device
 class CoverageProbe:
     """Coverage of (a class-balanced sample of) the real training images by a set of images, in the
     feature space of ``net``; with ``hardness``, also of the easy and hard halves of that sample. The
-    radius is measured once, on the first call, and reused."""
+    radius is measured once, on the first call, and reused; features and distances are computed on the
+    network's device."""
 
     def __init__(self, ds: ImageDataset, net: torch.nn.Module, *, n_real: int | None, seed: int = 0,
                  hardness: torch.Tensor | None = None):
@@ -202,6 +203,7 @@ class CoverageProbe:
         self.radius = None
 
     def __call__(self, images: torch.Tensor) -> dict:
-        out = coverage(self.real, features(self.net, images), self.radius, self.groups)
+        out = coverage(self.real, features(self.net, images), self.radius, self.groups,
+                       device=model_device(self.net))
         self.radius = out["radius"]
         return out
