@@ -24,9 +24,13 @@ def ratio(dataset: str, ipc: int) -> str:
     return f"{r:.0f}%" if r >= 1 else f"{r:.1f}%"
 
 
-def profile_note(ctx) -> None:
+def profile_note(ctx, parameters: dict | None = None) -> None:
+    """Which profile, dataset and seed made the page's numbers, and the page's parameters (given, or the
+    profile's grid in ``selmatch.settings.NOTEBOOK_GRIDS``)."""
     lines = [f"**Profile `{ctx.profile}`, dataset `{ctx.dataset}`, seed {ctx.seed}.** "
              f"Every number on this page was computed by `selmatch` at this profile on a CPU."]
+    if parameters:
+        lines.append("Parameters of this page: " + ", ".join(f"`{k} = {v}`" for k, v in parameters.items()) + ".")
     if ctx.dataset == "cifar10":
         lines.append("The CIFAR-10 used here is a JPEG re-encoding of the original (mean absolute error 5.8/255, "
                      "PSNR ≈ 30 dB), restored to the original order. A rerun on the original data is one papermill "
