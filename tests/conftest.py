@@ -96,3 +96,47 @@ def write_npz_pair(folder: Path, prefix: str, n_train: int = 40, n_test: int = 2
                  classes=np.array([f"c{i}" for i in range(classes)]))
         out[split] = (x, y)
     return out
+
+
+# ----------------------------------------------------------------------------- distillation fixtures
+
+def explicit_sgd(model, x, y, batches, lr):
+    """The reference for the unrolled student: a plain SGD loop on a stock module; its final parameters."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from selmatch.student import flatten
+
+    model = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for idx in batches:
+        opt.zero_grad()
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+    return flatten(model)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    from selmatch import load_dataset
+
+    return load_dataset("mnist5k")
+
+
+TINY_EXPERT = {"model": "convnet_bn", "width": 4, "num_experts": 2, "epochs": 3, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def experts(mnist, tmp_path_factory):
+    """Two 3-epoch ConvNetBN-4 experts on 20 MNIST digits per class (one folder per test module)."""
+    from selmatch.experts import ExpertConfig, train_experts
+    from selmatch.select import random_subset
+
+    idx = random_subset(mnist.y_train, 20, seed=0).select_idx
+    out = tmp_path_factory.mktemp("experts")
+    train_experts(mnist.normalize(mnist.x_train[idx]), mnist.y_train[idx], mnist.normalize(mnist.x_test[:200]),
+                  mnist.y_test[:200], ExpertConfig(**TINY_EXPERT), out, num_classes=10, progress=False)
+    return out
+

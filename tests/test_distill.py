@@ -1,37 +1,17 @@
 """SelMatch distillation: the partial update, the loss by hand, resume, divergence, memory modes."""
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from selmatch import load_dataset
+from conftest import explicit_sgd
 from selmatch.artifacts import expert_path, load_trajectory
 from selmatch.distill import DistillationDiverged, DistillConfig, distill
-from selmatch.experts import ExpertConfig, train_experts
 from selmatch.networks import build_model
 from selmatch.select import random_subset
-from selmatch.student import flatten, matching_loss, minibatches
-
-EXPERT = ExpertConfig(model="convnet_bn", width=4, num_experts=2, epochs=3, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_dataset("mnist5k")
-
-
-@pytest.fixture(scope="module")
-def experts(mnist, tmp_path_factory):
-    idx = random_subset(mnist.y_train, 20, seed=0).select_idx
-    out = tmp_path_factory.mktemp("experts")
-    train_experts(mnist.normalize(mnist.x_train[idx]), mnist.y_train[idx], mnist.normalize(mnist.x_test[:200]),
-                  mnist.y_test[:200], EXPERT, out, num_classes=10, progress=False)
-    return out
-
+from selmatch.student import matching_loss, minibatches
 
 def small_sets(mnist, ipc=4, alpha=0.5):
     sel = random_subset(mnist.y_train, ipc, seed=1, alpha=alpha)
@@ -41,17 +21,6 @@ def small_sets(mnist, ipc=4, alpha=0.5):
 
 CFG = DistillConfig(iterations=4, syn_steps=3, expert_epochs=1, max_start_epoch=2, lr_img=10, lr_init=0.01,
                     batch_syn=16, checkpoint_every=2, augmentation="none")
-
-
-def explicit_sgd(model, x, y, batches, lr):
-    """The reference: a plain SGD loop on a stock module."""
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for idx in batches:
-        opt.zero_grad()
-        F.cross_entropy(model(x[idx]), y[idx]).backward()
-        opt.step()
-    return flatten(model)
 
 
 def test_partial_update(mnist, experts):

@@ -4,26 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selmatch import load_dataset
+from conftest import TINY_EXPERT
 from selmatch.artifacts import expert_path, load_trajectory
 from selmatch.experts import ExpertConfig, expert_indices, train_experts
 from selmatch.select import random_subset
 
-EXPERT = ExpertConfig(model="convnet_bn", width=4, num_experts=2, epochs=3, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_dataset("mnist5k")
-
-
-@pytest.fixture(scope="module")
-def experts(mnist, tmp_path_factory):
-    idx = random_subset(mnist.y_train, 20, seed=0).select_idx
-    out = tmp_path_factory.mktemp("experts")
-    train_experts(mnist.normalize(mnist.x_train[idx]), mnist.y_train[idx], mnist.normalize(mnist.x_test[:200]),
-                  mnist.y_test[:200], EXPERT, out, num_classes=10, progress=False)
-    return out
+EXPERT = ExpertConfig(**TINY_EXPERT)      # the config of the ``experts`` fixture (conftest)
 
 
 def test_experts_format_and_resume(mnist, experts):

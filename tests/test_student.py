@@ -1,25 +1,13 @@
 """selmatch.student: the parameter layout, minibatch draws, the differentiable unroll, the matching loss."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import explicit_sgd
 from selmatch.networks import build_model
 from selmatch.student import ParamLayout, flatten, matching_loss, minibatches, step_loss, unroll
-
-
-def explicit_sgd(model, x, y, batches, lr):
-    """The reference: a plain SGD loop on a stock module."""
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for idx in batches:
-        opt.zero_grad()
-        F.cross_entropy(model(x[idx]), y[idx]).backward()
-        opt.step()
-    return flatten(model)
 
 
 def test_unroll_equals_explicit_sgd():
