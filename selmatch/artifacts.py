@@ -16,6 +16,7 @@ wrong-kind file is a :class:`ArtifactError` naming the file and what to do, neve
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -45,16 +46,40 @@ def config_key(config: dict) -> str:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary path beside ``path``, flush it to disk, then rename it to ``path``.
+
+    The temporary file is removed if ``write`` fails, and temporary files that an earlier, killed process
+    left for the same target are removed first (on a full disk they would block the retry). Failures are
+    ``OSError``s naming the file (torch's own "enforce fail" for a full disk included)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except RuntimeError as e:          # torch.save reports a full disk or a lost file this way
+            raise OSError(f"could not write {path}: {str(e).strip().splitlines()[0][:200]}") from e
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """Field-by-field differences between a stored record and the one a run would write, as
+    ``"field: stored -> wanted"`` lines (nested dicts are walked; a field missing on one side shows as None)."""
+    out = []
+    for k in sorted(set(stored) | set(wanted), key=str):
+        a, b = stored.get(k), wanted.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
 
 
 def _tag(kind: str) -> str:
@@ -115,6 +140,9 @@ def save_selection(sel: Selection, path, **extra) -> Path:
 
 def load_selection(path) -> Selection:
     z = _open_npz(path, "selection", ("select_idx", "distill_idx"), "write one with `selmatch select`")
+    for k in ("select_idx", "distill_idx"):
+        if z[k].ndim != 1 or z[k].dtype.kind not in "iu":
+            raise ArtifactError(f"{path}: {k} must be a 1-D array of integer indices, got {z[k].dtype} {z[k].shape}")
     return Selection(torch.from_numpy(z["select_idx"]).long(), torch.from_numpy(z["distill_idx"]).long(),
                      torch.from_numpy(z["scores"]) if "scores" in z else None, _json(z.get("params")))
 
@@ -141,6 +169,11 @@ def save_synset(path, images: torch.Tensor, labels: torch.Tensor, is_distilled: 
 
 def load_synset(path) -> SynSet:
     z = _open_npz(path, "synset", ("images", "labels", "is_distilled"), "write one with `selmatch distill`")
+    if z["labels"].ndim != 1 or z["labels"].dtype.kind not in "iu":
+        raise ArtifactError(f"{path}: labels must be a 1-D array of integers, got {z['labels'].dtype} {z['labels'].shape}")
+    if z["images"].dtype.kind != "f" or not np.isfinite(z["images"]).all():
+        raise ArtifactError(f"{path}: images must be finite floats (found {z['images'].dtype}"
+                            f"{'' if z['images'].dtype.kind != 'f' else ', NaN or infinite pixels'})")
     return SynSet(torch.from_numpy(z["images"]).float(), torch.from_numpy(z["labels"]).long(),
                   torch.from_numpy(z["is_distilled"]).bool(),
                   torch.from_numpy(z["source_idx"]).long() if "source_idx" in z else None,

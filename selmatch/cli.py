@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -25,7 +26,7 @@ from . import __version__, pipeline
 from .artifacts import atomic_write, list_experts, load_score_record, save_score_record, save_selection, save_synset
 from .augment import AUGMENTATIONS
 from .data import DATASETS, load_dataset
-from .distill import MEMORY_MODES
+from .distill import MEMORY_MODES, DistillationDiverged
 from .device import provenance, resolve_device
 from .experts import ExpertConfig
 from .networks import MODELS
@@ -35,10 +36,57 @@ from .settings import PRESETS, PROFILES, get_preset, get_profile
 
 
 def _dump(obj: dict, out: str | None) -> None:
+    """Print the result, then write it: a failing write never loses what was computed."""
     text = json.dumps(obj, indent=2)
+    print(text, flush=True)
     if out:
         atomic_write(out, lambda p: p.write_text(text + "\n"))
-    print(text)
+
+
+def _claim_file(out: str | None, force: bool) -> None:
+    """Before any work: ``--out`` must not hold an earlier result (unless ``--force``) and must be writable."""
+    if not out:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a file name")
+    if path.exists() and not force:
+        raise ValueError(f"--out {path} exists; pass --force to replace it, or choose another name")
+    _writable(path.parent)
+
+
+def _claim_folder(out: str, files: tuple[str, ...], resume: bool, force: bool) -> None:
+    """Before any work: a run folder holding an earlier run is refused unless ``--resume`` (continue it: the
+    run checks that it is the same) or ``--force`` (replace it: its files are removed)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a folder")
+    held = [f for f in files if (path / f).exists()]
+    if held and force:
+        for f in held:
+            (path / f).unlink()
+    elif held and not resume:
+        raise ValueError(f"--out {path} holds an earlier run ({', '.join(held)}); pass --resume to continue it, "
+                         "--force to replace it, or choose another folder")
+    _writable(path)
+
+
+def _writable(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write in {folder} (permission denied); choose another --out")
+
+
+def _iterations(text: str) -> tuple[int, ...]:
+    """``--eval-at 0,500,1000``: distillation iterations (argparse names the argument on failure)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of iterations, e.g. 0,500,1000") \
+            from None
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: iterations must be >= 0")
+    return values
 
 
 def _load(args):
@@ -60,6 +108,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_scores(args) -> int:
+    _claim_file(args.out, args.force)
     ds = _load(args)
     cfg = _train_cfg(get_profile(args.profile).scores, args)
     t0 = time.perf_counter()
@@ -68,15 +117,16 @@ def cmd_scores(args) -> int:
     params = {"dataset": ds.name, "source": ds.source, "profile": args.profile, "seed": args.seed,
               "train": asdict(cfg), "el2n_epoch": rec.el2n_epoch, "seconds": time.perf_counter() - t0,
               **provenance(args.device), "version": __version__}
+    _dump({"out": args.out, **params, "final_train_acc": rec.train_history[-1].double().mean().item() * 100}, None)
     save_score_record(args.out, {"scores": rec.forgetting_train.numpy(), "labels": ds.y_train.numpy(),
                                  "forgetting_test": rec.forgetting_test.numpy(), "el2n": rec.el2n_train.numpy(),
                                  "train_history": rec.train_history.numpy(), "test_history": rec.test_history.numpy()},
                       params)
-    _dump({"out": args.out, **params}, None)
     return 0
 
 
 def cmd_select(args) -> int:
+    _claim_file(args.out, args.force)
     ds = _load(args)
     hardness = None if args.random else load_scores(ds, args.score, cache=args.cache, download=not args.no_download)
     sel = pipeline.initial_selection(ds, init="random" if args.random else "window", ipc=args.ipc, alpha=args.alpha,
@@ -93,6 +143,7 @@ def cmd_select(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    _claim_file(args.out, args.force)
     ds = _load(args)
     x, y, distilled, params = pipeline.training_set(ds, args.selection)
     prof = get_profile(args.profile)
@@ -111,13 +162,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_coverage(args) -> int:
+    _claim_file(args.out, args.force)
     ds = _load(args)
     x_syn, _, _, _ = pipeline.training_set(ds, args.selection)
     prof = get_profile(args.profile)
     cfg = _train_cfg(prof.features, args)
     net = pipeline.feature_network(ds, cfg, seed=args.seed, device=args.device, progress=True)
     hardness = load_scores(ds, args.score, cache=args.cache) if args.score else None
-    probe = pipeline.CoverageProbe(ds, net, n_real=args.real or prof.coverage_real, seed=args.seed, hardness=hardness)
+    n_real = args.real if args.real is not None else prof.coverage_real
+    probe = pipeline.CoverageProbe(ds, net, n_real=n_real, seed=args.seed, hardness=hardness)
     out = {"dataset": ds.name, "profile": args.profile, "selection": args.selection, "n_real": len(probe.real_idx),
            "n_synthetic": len(x_syn), "feature_net": asdict(cfg), "score": args.score, **provenance(args.device),
            "version": __version__, **probe(x_syn)}
@@ -131,6 +184,9 @@ def _setting(args, ds, ipc=None):
 
 
 def cmd_experts(args) -> int:
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder")
+    _writable(Path(args.out))
     ds = _load(args)
     changes = {k: v for k, v in (("model", args.model), ("width", args.width), ("num_experts", args.num_experts),
                                  ("epochs", args.epochs), ("augmentation", args.aug),
@@ -138,6 +194,7 @@ def cmd_experts(args) -> int:
     cfg = replace(_setting(args, ds).expert, **changes)
     t0 = time.perf_counter()
     out = pipeline.expert_trajectories(ds, cfg, args.out, seed=args.seed, device=args.device, resume=args.resume,
+                                       force=args.force,
                                        progress=True, extra={"source": ds.source, "preset": args.preset,
                                                              **provenance(args.device), "version": __version__})
     _dump({"out": str(out), "experts": len(list_experts(out)), "seconds": time.perf_counter() - t0,
@@ -146,6 +203,7 @@ def cmd_experts(args) -> int:
 
 
 def cmd_distill(args) -> int:
+    _claim_folder(args.out, ("synset.npz", "history.json", "checkpoint.pt"), args.resume, args.force)
     ds = _load(args)
     experts_file = Path(args.experts) / "config.json"
     if not experts_file.exists():
@@ -163,7 +221,7 @@ def cmd_distill(args) -> int:
     # the network is the experts' own, so the two always match
     setting = replace(setting, expert=ExpertConfig(**experts_cfg["expert"]), distill=replace(setting.distill, **changes))
     prof = get_profile(args.profile)
-    eval_at = tuple(int(v) for v in args.eval_at.split(",")) if args.eval_at else ()
+    eval_at = args.eval_at or ()
 
     def on_eval(iteration, images, labels, flags):
         return pipeline.evaluate_set(ds, images, labels, flags, prof, augmentation="combined", runs=1, seed=args.seed,
@@ -210,10 +268,15 @@ def _training(sp) -> None:
     _device(sp)
 
 
+def _force(sp, what: str = "an existing --out file") -> None:
+    sp.add_argument("--force", action="store_true", help=f"replace {what} (refused otherwise)")
+
+
 def _training_set(sp) -> None:
     sp.add_argument("--selection", "--set", dest="selection", required=True,
                     help=".npz from `selmatch select` or a synset.npz from `selmatch distill`")
     sp.add_argument("--out", help="output .json")
+    _force(sp)
 
 
 def _add_data(sub) -> None:
@@ -229,6 +292,7 @@ def _add_scores(sub) -> None:
     _training(s)
     s.add_argument("--el2n-epoch", type=int, default=2, help="epoch after which EL2N is measured (default 2)")
     s.add_argument("--out", required=True, help="output .npz (scores = forgetting, higher = harder)")
+    _force(s)
     s.set_defaults(func=cmd_scores)
 
 
@@ -244,6 +308,7 @@ def _add_select(sub) -> None:
     sl.add_argument("--random", action="store_true", help="random class-balanced subset instead")
     sl.add_argument("--seed", type=int, default=0)
     sl.add_argument("--out", required=True, help="output .npz")
+    _force(sl)
     sl.set_defaults(func=cmd_select)
 
 
@@ -281,7 +346,9 @@ def _add_experts(sub) -> None:
     x.add_argument("--aug", choices=("none", "dsa"), help="expert augmentation (the paper's code: none; MTT: dsa)")
     x.add_argument("--max-per-class", type=int, help="train on a class-balanced subset of this many images per class")
     x.add_argument("--seed", type=int, default=0)
-    x.add_argument("--resume", action="store_true", help="continue at the first expert without a file")
+    x.add_argument("--resume", action="store_true",
+                   help="continue at the first expert without a file (the folder's config must match)")
+    _force(x, "the experts an --out folder holds")
     _device(x)
     x.add_argument("--out", required=True, help="output folder")
     x.set_defaults(func=cmd_experts)
@@ -306,11 +373,14 @@ def _add_distill(sub) -> None:
     t.add_argument("--memory", choices=MEMORY_MODES,
                    help="recompute: ConvNet's first block recomputed, about half the memory per student step; "
                         "constant: per-step rematerialisation, memory independent of --syn-steps; same gradients")
-    t.add_argument("--eval-at", help="comma-separated iterations to evaluate (recorded, never used to choose)")
+    t.add_argument("--eval-at", type=_iterations,
+                   help="comma-separated iterations to evaluate (recorded, never used to choose)")
     t.add_argument("--profile", default="smoke", choices=list(PROFILES),
                    help="compute scale: the default --preset and the evaluations of --eval-at (default smoke)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoint.pt (refused if it belongs to another run)")
+    _force(t, "the run an --out folder holds")
     _device(t)
     t.add_argument("--out", required=True, help="output folder (synset.npz, history.json, checkpoint.pt)")
     t.set_defaults(func=cmd_distill)
@@ -325,12 +395,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError   # torch < 2.5: cuda's
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "resume", False) and getattr(args, "force", False):
+        print(f"selmatch {args.command}: error: --resume continues a run and --force replaces it; pass one",
+              file=sys.stderr)
+        return 2
     try:
         if getattr(args, "device", None) is not None:
             resolve_device(args.device)          # a device this machine lacks fails before any work
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # expected user errors: one clear line, no traceback
+    except (ValueError, OSError, DistillationDiverged) as e:  # expected failures: one line, no traceback
         print(f"selmatch {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except _OUT_OF_MEMORY as e:
+        print(f"selmatch {args.command}: error: out of memory on {args.device} ({str(e).splitlines()[0][:120]}); "
+              "for distill, --memory constant keeps memory independent of --syn-steps", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"selmatch {args.command}: interrupted; long runs continue with --resume", file=sys.stderr)
+        return 130

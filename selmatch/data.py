@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,7 @@ class ImageDataset:
     std: tuple[float, ...]
     orig_index: torch.Tensor    # position of each training image in the published training order
     spec: DatasetSpec = field(repr=False)
+    fingerprint: str = ""       # sha256 of the decoded pixels and labels: which copy of the data this is
 
     @property
     def num_classes(self) -> int:
@@ -177,18 +179,40 @@ def _to_tensors(split: Split) -> dict[str, torch.Tensor]:
     return out
 
 
+def _digest(blob: dict) -> str:
+    """sha256 over the decoded tensors, stored with a cache entry so an altered entry is not trusted."""
+    h = hashlib.sha256()
+    for split in ("train", "test"):
+        for k in sorted(blob[split]):
+            h.update(k.encode())
+            h.update(blob[split][k].contiguous().numpy().tobytes())
+    h.update(repr(blob["classes"]).encode())
+    return h.hexdigest()
+
+
 def _cached(spec: DatasetSpec, key: str, read, cache: Path, use_cache: bool) -> dict:
-    """Return the decoded tensors for ``key``, decoding with ``read()`` only on a cache miss."""
+    """Return the decoded tensors for ``key``, decoding with ``read()`` only on a cache miss. A damaged or
+    altered entry is rebuilt, never trusted; a cache folder that cannot be written only costs the decode."""
     path = cache / "tensors" / f"{spec.name}-{key[:20]}.pt"
     if use_cache and path.exists():
         try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # a damaged cache entry is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+            blob = torch.load(path, weights_only=True)
+            if blob.get("digest") == _digest(blob):
+                return blob
+            if "digest" in blob:     # (entries from before checksums are rebuilt without a word)
+                warnings.warn(f"decoded-tensor cache {path} does not match its checksum; decoding again",
+                              stacklevel=3)
+        except Exception:  # noqa: BLE001 -- a damaged cache entry is rebuilt, never trusted
+            warnings.warn(f"decoded-tensor cache {path} is unreadable; decoding again", stacklevel=3)
     train, test = read()
     blob = {"train": _to_tensors(train), "test": _to_tensors(test), "classes": list(train.classes)}
+    blob["digest"] = _digest(blob)
     if use_cache:
-        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        try:
+            atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        except OSError as e:
+            warnings.warn(f"cannot write the decoded-tensor cache ({e}); the data loaded, but the next load "
+                          "decodes again (set SELMATCH_CACHE to a writable folder)", stacklevel=3)
     return blob
 
 
@@ -262,4 +286,4 @@ def load_dataset(name: str = DEFAULT_DATASET, *, data_dir: str | os.PathLike | N
         raise DataFormatError(f"{description}: {len(classes)} classes, expected {spec.num_classes}")
     orig = train.get("orig_index", torch.arange(len(train["y"])))
     return ImageDataset(spec.name, description, train["x"], train["y"], test["x"], test["y"],
-                        classes, spec.mean, spec.std, orig, spec)
+                        classes, spec.mean, spec.std, orig, spec, blob["digest"])

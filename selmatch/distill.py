@@ -22,17 +22,19 @@ iteration's; optional evaluations along the way are recorded, never used to choo
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
-from .artifacts import Trajectory, list_experts, load_checkpoint, load_trajectory, save_checkpoint
+from .artifacts import (ArtifactError, Trajectory, differences, list_experts, load_checkpoint, load_trajectory,
+                        save_checkpoint)
 from .device import DeviceLike, resolve_device
 from .fast.constant import matching_grads
 from .networks import build_model
@@ -74,8 +76,10 @@ class DistillConfig:
             raise ValueError(f"memory={self.memory!r} must be one of {', '.join(MEMORY_MODES)}")
         if self.augmentation not in ("dsa", "none"):
             raise ValueError(f"augmentation={self.augmentation!r} must be 'dsa' or 'none'")
-        if not (self.lr_img > 0 and self.lr_init > 0 and self.lr_lr >= 0):
-            raise ValueError(f"lr_img={self.lr_img}, lr_init={self.lr_init} must be > 0 and lr_lr={self.lr_lr} >= 0")
+        for name, low in (("lr_img", 0.0), ("lr_init", 0.0), ("lr_lr", None), ("momentum", None)):
+            v = getattr(self, name)
+            if not math.isfinite(v) or (v <= low if low is not None else v < 0):
+                raise ValueError(f"{name}={v} must be a finite number {'> 0' if low is not None else '>= 0'}")
 
     def with_(self, **changes) -> "DistillConfig":
         return replace(self, **changes)
@@ -130,8 +134,8 @@ class _State:
                    torch.optim.SGD([syn_lr], lr=cfg.lr_lr, momentum=cfg.momentum),
                    torch.Generator().manual_seed(seed), {"loss": [], "syn_lr": [], "seconds": [], "evals": {}})
 
-    def snapshot(self) -> dict:
-        return {"iteration": self.iteration, "x_distill": self.x_dis.detach().cpu(), "syn_lr": self.syn_lr.detach().cpu(),
+    def snapshot(self, run: dict) -> dict:
+        return {"run": json.dumps(run), "iteration": self.iteration, "x_distill": self.x_dis.detach().cpu(), "syn_lr": self.syn_lr.detach().cpu(),
                 "opt_img": _cpu(self.opt_img.state_dict()), "opt_lr": _cpu(self.opt_lr.state_dict()),
                 "generator": self.g.get_state(), "history": json.dumps(self.history)}
 
@@ -178,11 +182,34 @@ def _student(model: str, ref: torch.Tensor, num_classes: int, width, depth, cfg:
     return net, layout
 
 
-def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...]) -> dict | None:
-    """The checkpoint to continue from, or None (none there, or it lacks evaluations now asked for)."""
+def _run_record(cfg: DistillConfig, seed: int, model: str, width, depth, n_select: int, n_distill: int,
+                identity: dict | None) -> dict:
+    """What a checkpoint must match to be continued: everything but the length of the run and the
+    settings that do not change the numbers (memory mode, checkpoint interval)."""
+    same = {k: v for k, v in asdict(cfg).items() if k not in ("iterations", "memory", "checkpoint_every")}
+    return {"distill": same, "seed": seed, "network": {"model": model, "width": width, "depth": depth},
+            "n_select": n_select, "n_distill": n_distill, "identity": identity or {}}
+
+
+def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...], run: dict, iterations: int) -> dict | None:
+    """The checkpoint to continue from, or None (none there, or it lacks evaluations now asked for).
+    A checkpoint of another run, or one past ``iterations``, is refused, naming what differs."""
     if ckpt is None or not ckpt.exists():
         return None
     state = load_checkpoint(ckpt)
+    stored = json.loads(state["run"]) if "run" in state else None
+    if stored is None:
+        raise ValueError(f"{ckpt} was written by an older selmatch and records no configuration; delete it "
+                         "(or pass --force) to distill from iteration 0")
+    diff = differences(stored, run)
+    if diff:
+        raise ValueError(f"{ckpt} belongs to another run ({'; '.join(diff)}); use another output folder, "
+                         "or --force to replace it")
+    if int(state["iteration"]) > iterations:
+        raise ValueError(f"{ckpt} is at iteration {int(state['iteration'])}, past iterations={iterations}; "
+                         "ask for at least that many, or --force to start again")
+    if not torch.isfinite(state["x_distill"]).all() or not torch.isfinite(state["syn_lr"]).all():
+        raise ArtifactError(f"{ckpt} holds non-finite images or syn_lr; delete it to distill from iteration 0")
     done = json.loads(state["history"])["evals"]
     missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in done]
     if missed:   # a run made without these evaluations: redo it (deterministic) rather than skip them
@@ -230,15 +257,23 @@ def _diverged(st: _State, losses: list[torch.Tensor], cfg: DistillConfig, ckpt: 
                                 f"for syn_lr (now {cfg.lr_init}/{cfg.lr_lr}).{kept}")
 
 
-def _record(st: _State, losses: list[torch.Tensor], lrs: list[torch.Tensor], seconds: list[float], cfg, ckpt) -> None:
+def _record(st: _State, losses: list[torch.Tensor], lrs: list[torch.Tensor], seconds: list[float], cfg, ckpt,
+            limit: float) -> None:
     """Read the pending losses back (one host sync for the lot), check them and the images, log them."""
     if not losses:
         return
-    finite = torch.isfinite(torch.stack(losses)).all() & torch.isfinite(st.x_dis.detach()).all() \
-        & torch.isfinite(st.syn_lr.detach())
-    if not bool(finite):
+    values = torch.stack(losses)
+    checks = torch.stack([torch.isfinite(values).all(), torch.isfinite(st.x_dis.detach()).all(),
+                          torch.isfinite(st.syn_lr.detach()), st.x_dis.detach().abs().amax() <= limit]).cpu()
+    if not bool(checks[:3].all()):
         raise _diverged(st, losses, cfg, ckpt)
-    st.history["loss"] += torch.stack(losses).cpu().tolist()
+    if not bool(checks[3]):
+        kept = f" The last checkpoint, {ckpt}, predates it and is kept." if ckpt is not None and ckpt.exists() else ""
+        raise DistillationDiverged(
+            f"distillation diverged: by iteration {st.iteration - 1} the distilled pixels reach "
+            f"{st.x_dis.detach().abs().amax().item():.3g}, more than 100x the real images' range (|x| <= "
+            f"{limit / 100:.3g}); lower lr_img (now {cfg.lr_img}).{kept}")
+    st.history["loss"] += values.cpu().tolist()
     st.history["syn_lr"] += torch.stack(lrs).cpu().tolist()
     st.history["seconds"] += seconds
     losses.clear(), lrs.clear(), seconds.clear()
@@ -251,7 +286,7 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
             width: int | None = None, depth: int | None = None, seed: int = 0, out: str | os.PathLike | None = None,
             resume: bool = False, eval_at: tuple[int, ...] = (),
             on_eval: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None,
-            progress: bool = True, device: DeviceLike = "cpu") -> DistillResult:
+            progress: bool = True, device: DeviceLike = "cpu", identity: dict | None = None) -> DistillResult:
     """Distill ``x_distill`` (normalised floats) next to the frozen ``x_select`` on ``device``; see the module
     docstring.
 
@@ -263,17 +298,30 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
         eval_at: iterations at which ``on_eval(iteration, images, labels, is_distilled)`` is called (CPU
             tensors); its dict is recorded in the history. It never changes what is returned.
         device: where the student, the images, ``syn_lr``, the optimisers and the trajectories live.
+        identity: what else the run depends on (the pipeline passes the dataset, its fingerprint and the
+            selection); stored in the checkpoint with the hyperparameters, and compared field by field
+            before a checkpoint is continued.
+
+    Raises :class:`DistillationDiverged` when the loss, the images or ``syn_lr`` become non-finite, or the
+    pixels leave 100x the real images' range; it is raised before the checkpoint after it is written.
     """
     device = resolve_device(device)
+    if not len(x_select) + len(x_distill):
+        raise ValueError("the synthetic set is empty (no D_select and no D_distill images)")
+    bad = [e for e in eval_at if not 0 <= e <= cfg.iterations]
+    if bad:
+        raise ValueError(f"eval_at={list(eval_at)}: {bad} outside [0, iterations={cfg.iterations}]")
     pool = ExpertPool(experts, device)
     net, layout = _student(model, x_distill if len(x_distill) else x_select, num_classes, width, depth, cfg, pool,
                            device)
     st = _State.fresh(x_distill, cfg, seed, device)
     ckpt = Path(out) / "checkpoint.pt" if out else None
-    saved = _resume_state(ckpt, eval_at) if resume else None
+    run = _run_record(cfg, seed, model, width, depth, len(x_select), len(x_distill), identity)
+    saved = _resume_state(ckpt, eval_at, run, cfg.iterations) if resume else None
     if saved is not None:
         st.restore(saved)
     x_sel, y_all = x_select.to(device, torch.float32), torch.cat([y_select, y_distill]).to(device)
+    limit = 100 * float(torch.cat([x_select.flatten(), x_distill.flatten()]).abs().max())
     flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_distill), dtype=torch.bool)])
 
     def images() -> torch.Tensor:
@@ -296,10 +344,10 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
         bar.update(1)
         due = st.iteration % cfg.checkpoint_every == 0 or st.iteration == iterations
         if due or st.iteration % log_every == 0:
-            _record(st, losses, lrs, seconds, cfg, ckpt)
+            _record(st, losses, lrs, seconds, cfg, ckpt, limit)
             bar.set_postfix(loss=f"{st.history['loss'][-1]:.4f}", syn_lr=f"{st.history['syn_lr'][-1]:.2e}")
         if due and ckpt is not None:
-            save_checkpoint(ckpt, st.snapshot())
+            save_checkpoint(ckpt, st.snapshot(run))
     bar.close()
     maybe_eval()
     return DistillResult(images(), y_all.cpu(), flags, float(st.syn_lr.detach().cpu()), st.history)

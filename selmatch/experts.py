@@ -9,13 +9,15 @@ the first expert without a file.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .artifacts import ArtifactError, Trajectory, atomic_write, expert_path, load_trajectory, save_trajectory
+from .artifacts import (ArtifactError, Trajectory, atomic_write, differences, expert_path, load_trajectory,
+                        save_trajectory)
 from .augment import AUGMENTATIONS
 from .device import DeviceLike, resolve_device
 from .evaluate import accuracy
@@ -40,8 +42,12 @@ class ExpertConfig:
     max_per_class: int | None = None  # train on a class-balanced subset (smoke/cpu only); None = all images
 
     def __post_init__(self):
-        if self.num_experts < 1:
-            raise ValueError(f"num_experts={self.num_experts} must be >= 1")
+        for name in ("num_experts", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise ValueError(f"max_per_class={self.max_per_class} must be >= 1 (or None for every image)")
+        self.train_config()      # the training recipe's own checks (lr, momentum, ...)
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation={self.augmentation!r} is unknown; valid: {', '.join(AUGMENTATIONS)}")
 
@@ -83,28 +89,51 @@ def train_expert(x, y, x_test, y_test, cfg: ExpertConfig, seed: int, num_classes
     return Trajectory(list(layout.names), [list(s) for s in layout.shapes], torch.stack(rows), accs)
 
 
+def _check_folder(out: Path, record: dict, resume: bool, force: bool) -> None:
+    """Refuse a folder whose experts were made otherwise (or unknown), or that is finished work without
+    ``resume``; with ``force``, empty it instead."""
+    done = sorted(out.glob("expert_[0-9][0-9][0-9][0-9].pt"))
+    cfg_file = out / "config.json"
+    if force:
+        for f in [*done, cfg_file]:
+            f.unlink(missing_ok=True)
+        return
+    if not done:
+        return
+    if not cfg_file.exists():
+        raise ValueError(f"{out} holds {len(done)} expert files but no config.json, so what made them is unknown; "
+                         "use another output folder, or --force to replace them")
+    old = json.loads(cfg_file.read_text())
+    diff = differences({k: old.get(k) for k in _COMPARED}, {k: record.get(k) for k in _COMPARED})
+    diff = [d for d in diff if not d.startswith("expert.num_experts:")]
+    if diff:
+        raise ValueError(f"{out} holds experts made with a different configuration ({'; '.join(diff)}); use another "
+                         "output folder, or --force to replace them")
+    if not resume:
+        raise ValueError(f"{out} already holds {len(done)} experts; pass --resume to continue (train up to "
+                         f"{record['expert']['num_experts']}), --force to replace them, or use another folder")
+
+
+_COMPARED = ("expert", "seed", "identity")      # what must match for experts to be continued
+
+
 def train_experts(x, y, x_test, y_test, cfg: ExpertConfig, out: Path, *, seed: int = 0, num_classes: int,
-                  device: DeviceLike = "cpu", resume: bool = True, progress: bool = True, extra: dict | None = None) -> list[Path]:
+                  device: DeviceLike = "cpu", resume: bool = True, force: bool = False, progress: bool = True,
+                  identity: dict | None = None, extra: dict | None = None) -> list[Path]:
     """Train ``cfg.num_experts`` experts into ``out`` (expert k uses seed ``seed + k``).
 
-    With ``resume`` (default), experts whose files already exist are kept; the folder's recorded config
-    must match. Without it, an existing non-empty folder is an error (nothing is overwritten)."""
+    ``config.json`` records the expert config, the seed and ``identity`` (which data the experts saw: the
+    pipeline passes the dataset's name and fingerprint), plus ``extra`` (recorded, not compared). With
+    ``resume`` (default), experts whose files exist are kept if all of that matches, field by field; without
+    it an existing non-empty folder is refused; ``force`` replaces what the folder holds. A damaged expert
+    file (a crash while writing) is retrained, with a warning."""
     resolve_device(device)             # a device this machine lacks fails before any work
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"expert": asdict(cfg), "seed": seed, **(extra or {})}
-    cfg_file = out / "config.json"
-    done = sorted(out.glob("expert_[0-9][0-9][0-9][0-9].pt"))
-    if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
-        same = {k: v for k, v in old.get("expert", {}).items() if k != "num_experts"} == \
-               {k: v for k, v in record["expert"].items() if k != "num_experts"} and old.get("seed") == seed
-        if done and not same:
-            raise ValueError(f"{out} holds experts made with a different config ({cfg_file}); "
-                             "use another --out folder or delete it")
-        if done and not resume:
-            raise ValueError(f"{out} already holds {len(done)} experts; pass --resume to continue or use another folder")
-    atomic_write(cfg_file, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    record = {"expert": asdict(cfg), "seed": seed, "identity": identity or {}, **(extra or {})}
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    _check_folder(out, record, resume, force)
+    atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
     paths = []
     for k in tqdm(range(cfg.num_experts), desc="experts", disable=not progress):
         path = expert_path(out, k)
@@ -113,7 +142,8 @@ def train_experts(x, y, x_test, y_test, cfg: ExpertConfig, out: Path, *, seed: i
                 load_trajectory(path)
                 paths.append(path)
                 continue
-            except ArtifactError:
+            except ArtifactError as e:
+                warnings.warn(f"{e}; training expert {k} again", stacklevel=2)
                 path.unlink()          # a damaged file from a crash is retrained, never trusted
         traj = train_expert(x, y, x_test, y_test, cfg, seed + k, num_classes, device, progress, f"expert {k}")
         save_trajectory(traj, path, record)

@@ -15,6 +15,8 @@ test half by test-image hardness when given.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from .artifacts import SynSet, atomic_write, read_training_file
+from .artifacts import SynSet, atomic_write, config_key, read_training_file
 from .coverage import coverage, features
 from .data import ImageDataset
 from .device import DeviceLike, model_device, resolve_device
@@ -38,6 +40,11 @@ from .train import TrainConfig, new_model, train
 TEST_SAMPLE_SEED = 12345   # the class-balanced test sample of profiles with ``test_subset``
 REAL_SAMPLE_OFFSET = 777   # the real images coverage is measured on are drawn with seed + this
 INITS = ("window", "random")
+
+
+def data_identity(ds: ImageDataset) -> dict:
+    """Which data a resumable artifact was made from: compared field by field before continuing it."""
+    return {"dataset": ds.name, "n_train": len(ds.y_train), "fingerprint": ds.fingerprint[:16]}
 
 
 # ----------------------------------------------------------------------------- selection
@@ -56,17 +63,31 @@ def initial_selection(ds: ImageDataset, *, init: str, ipc: int, alpha: float, be
 
 
 def training_set(ds: ImageDataset, path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-    """``(x, y, distilled, params)`` from a selection file or a synthetic set, checked against ``ds``."""
+    """``(x, y, distilled, params)`` from a selection file or a synthetic set, checked against ``ds``: the
+    dataset it was made for, indices inside the training set, labels inside the classes, image shape."""
     found = read_training_file(path)
+    meta = found.config if isinstance(found, SynSet) else found.params
+    made_for = meta.get("dataset")
+    if made_for is not None and made_for != ds.name:
+        raise DataFormatError(f"{path} was made for dataset {made_for!r}, not {ds.name!r}")
     if not isinstance(found, SynSet):
+        idx = found.indices
+        if not len(idx):
+            raise DataFormatError(f"{path}: the selection is empty")
+        if int(idx.min()) < 0 or int(idx.max()) >= len(ds.y_train):
+            raise DataFormatError(f"{path}: indices lie in [{int(idx.min())}, {int(idx.max())}], outside {ds.name}'s "
+                                  f"training set [0, {len(ds.y_train) - 1}]")
         x, y, distilled = selection_set(ds, found)
         return x, y, distilled, found.params
     x, y, distilled = found.images, found.labels, found.is_distilled
+    if not len(x):
+        raise DataFormatError(f"{path}: the synthetic set is empty")
     if tuple(x.shape[1:]) != ds.image_shape or len(y) != len(x) or len(distilled) != len(x):
         raise DataFormatError(f"{path}: images {tuple(x.shape)} / labels {len(y)} / is_distilled {len(distilled)} "
                               f"do not fit {ds.name} images of shape {ds.image_shape}")
-    if len(y) and (y.min() < 0 or y.max() >= ds.num_classes):
-        raise DataFormatError(f"{path}: labels outside [0, {ds.num_classes - 1}]")
+    if y.min() < 0 or y.max() >= ds.num_classes:
+        raise DataFormatError(f"{path}: labels lie in [{int(y.min())}, {int(y.max())}], outside {ds.name}'s classes "
+                              f"[0, {ds.num_classes - 1}]")
     return x, y, distilled, found.config
 
 
@@ -144,14 +165,14 @@ def difficulty_scores(ds: ImageDataset, cfg: TrainConfig, *, seed: int = 0, el2n
 
 
 def expert_trajectories(ds: ImageDataset, cfg: ExpertConfig, out: str | os.PathLike, *, seed: int = 0,
-                        device: DeviceLike = "cpu", resume: bool = True, progress: bool = False,
+                        device: DeviceLike = "cpu", resume: bool = True, force: bool = False, progress: bool = False,
                         extra: dict | None = None) -> Path:
     """Train ``cfg.num_experts`` experts into ``out`` (on ``cfg.max_per_class`` images per class if set),
     each one's test accuracy measured on the whole test set after every epoch. Returns ``out``."""
     idx = expert_indices(ds.y_train, cfg.max_per_class, seed, ds.num_classes)
     train_experts(ds.normalize(ds.x_train[idx]), ds.y_train[idx], ds.normalize(ds.x_test), ds.y_test, cfg, Path(out),
-                  seed=seed, num_classes=ds.num_classes, device=device, resume=resume, progress=progress,
-                  extra={"dataset": ds.name, **(extra or {})})
+                  seed=seed, num_classes=ds.num_classes, device=device, resume=resume, force=force, progress=progress,
+                  identity=data_identity(ds), extra=extra)
     return Path(out)
 
 
@@ -166,7 +187,17 @@ def distill_selection(ds: ImageDataset, sel: Selection, experts: str | os.PathLi
     return distill(x[:n], ds.y_train[sel.select_idx], x[n:], ds.y_train[sel.distill_idx], experts,
                    setting.expert.model, num_classes=ds.num_classes, cfg=setting.distill, width=setting.expert.width,
                    depth=setting.expert.depth, seed=seed, out=out, resume=resume, eval_at=eval_at, on_eval=on_eval,
-                   progress=progress, device=device)
+                   progress=progress, device=device, identity=run_identity(ds, sel, experts))
+
+
+def run_identity(ds: ImageDataset, sel: Selection, experts: str | os.PathLike) -> dict:
+    """What a distillation depends on besides its hyperparameters: the data, exactly which images were
+    selected (a digest of the indices), and which experts (a digest of the folder's record)."""
+    record = Path(experts) / "config.json"
+    made = json.loads(record.read_text()) if record.exists() else {}
+    return {**data_identity(ds), "selection": sel.params,
+            "indices": hashlib.sha256(sel.indices.numpy().tobytes()).hexdigest()[:16],
+            "experts": config_key({k: made.get(k) for k in ("expert", "seed", "identity")})}
 
 
 # ----------------------------------------------------------------------------- coverage
@@ -194,6 +225,9 @@ class CoverageProbe:
 
     def __init__(self, ds: ImageDataset, net: torch.nn.Module, *, n_real: int | None, seed: int = 0,
                  hardness: torch.Tensor | None = None):
+        if n_real is not None and n_real < ds.num_classes:
+            raise ValueError(f"n_real={n_real} must be at least the number of classes ({ds.num_classes}), or None "
+                             "for every training image")
         self.net = net
         n = n_real or len(ds.y_train)
         self.real_idx = random_subset(ds.y_train, max(1, n // ds.num_classes), seed + REAL_SAMPLE_OFFSET,

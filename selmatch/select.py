@@ -35,8 +35,18 @@ class Selection:
 
 
 def _check_unit(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0:          # NaN fails too
         raise ValueError(f"{name}={value} must lie in [0, 1]")
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int | None) -> int:
+    """The number of classes, checked against the labels (an integer tensor in [0, num_classes))."""
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1 or not len(labels):
+        raise ValueError(f"labels must be a non-empty 1-D integer tensor, got {labels.dtype} {tuple(labels.shape)}")
+    top = int(labels.max()) + 1
+    if int(labels.min()) < 0 or (num_classes is not None and top > num_classes):
+        raise ValueError(f"num_classes={num_classes} but the labels lie in [{int(labels.min())}, {top - 1}]")
+    return num_classes or top
 
 
 def _class_sizes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -78,9 +88,12 @@ def sliding_window(scores: torch.Tensor, labels: torch.Tensor, ipc: int, beta: f
     if scores.shape != labels.shape:
         raise ValueError(f"scores has shape {tuple(scores.shape)} but labels {tuple(labels.shape)}")
     _check_unit("alpha", alpha)
-    if beta < 0:
-        raise ValueError(f"beta={beta} must be >= 0")
-    num_classes = num_classes or int(labels.max()) + 1
+    if not (0 <= beta < float("inf")):
+        raise ValueError(f"beta={beta} must be a finite number >= 0")
+    if not torch.isfinite(scores).all():
+        bad = int((~torch.isfinite(scores)).sum())
+        raise ValueError(f"scores has {bad} NaN or infinite values; every training image needs a finite hardness")
+    num_classes = _check_labels(labels, num_classes)
     sizes = _class_sizes(labels, num_classes)
     _check_ipc(ipc, sizes)
     n_distill = int(ipc * alpha)
@@ -108,7 +121,7 @@ def random_subset(labels: torch.Tensor, ipc: int, seed: int, num_classes: int | 
     """``ipc`` images per class drawn uniformly without replacement; the last ``int(ipc * alpha)`` of each
     class's draw form D_distill (``alpha = 1``: MTT's random real initialisation)."""
     _check_unit("alpha", alpha)
-    num_classes = num_classes or int(labels.max()) + 1
+    num_classes = _check_labels(labels, num_classes)
     _check_ipc(ipc, _class_sizes(labels, num_classes))
     g = torch.Generator().manual_seed(seed)
     n_select = ipc - int(ipc * alpha)

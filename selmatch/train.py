@@ -45,8 +45,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr} must be > 0")
+        for name in ("lr", "momentum", "weight_decay", "min_lr_ratio"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise ValueError(f"{name}={v} must be a finite number {'> 0' if name == 'lr' else '>= 0'}")
 
     def with_(self, **changes) -> "TrainConfig":
         return replace(self, **changes)

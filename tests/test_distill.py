@@ -101,22 +101,57 @@ def test_divergence_names_learning_rates(mnist, experts, tmp_path):
         distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=cfg, width=4, out=tmp_path, progress=False)
 
 
-def test_a_checkpoint_never_holds_a_diverged_state(mnist, experts, tmp_path):
-    """An update that makes the images infinite is caught before the checkpoint after it is written, even
-    though the loss that produced it was finite (checking the loss alone wrote that state as "last good")."""
-    xs, ys, xd, yd = small_sets(mnist)
+@pytest.mark.parametrize("lr_img", [1e6, 1e38])
+def test_a_checkpoint_never_holds_a_diverged_state(mnist, experts, tmp_path, lr_img):
+    """An update that sends the pixels past 100x the real range (or to infinity) is caught before the
+    checkpoint after it is written, though the loss that produced it was finite: the checkpoint left is
+    the state before the bad update (at lr_img 1e6 the old code finished, pixels at +-1e3)."""
     from selmatch.artifacts import load_checkpoint
 
-    bad = CFG.with_(iterations=4, checkpoint_every=1, lr_img=1e38)
-    with pytest.raises(DistillationDiverged, match=r"the update of iteration (\d) made the images or syn_lr non-finite")\
-            as err:
+    xs, ys, xd, yd = small_sets(mnist)
+    bad = CFG.with_(iterations=4, checkpoint_every=1, lr_img=lr_img)
+    with pytest.raises(DistillationDiverged, match=r"by iteration (\d) the distilled pixels reach|"
+                                                   r"the update of iteration (\d) made the images") as err:
         distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=bad, width=4, out=tmp_path, progress=False)
     at = int(re.search(r"iteration (\d)", str(err.value)).group(1))
     ckpt = tmp_path / "checkpoint.pt"
     assert ckpt.exists() == (at > 0) and ("predates it and is kept" in str(err.value)) == (at > 0)
     if at > 0:                                   # the state before the bad update, not after it
         state = load_checkpoint(ckpt)
-        assert int(state["iteration"]) == at and torch.isfinite(state["x_distill"]).all()
+        assert int(state["iteration"]) == at and state["x_distill"].abs().max() < 100 * xd.abs().max()
+
+
+def test_resume_refuses_another_run_and_names_the_fields(mnist, experts, tmp_path):
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, width=4, progress=False, out=tmp_path)
+    distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(iterations=2), seed=1, **args)
+    with pytest.raises(ValueError, match=r"belongs to another run \(distill.lr_img: 10 -> 20; seed: 1 -> 2\)"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(lr_img=20), seed=2, resume=True, **args)
+    with pytest.raises(ValueError, match=r"identity.selection: None -> 'other'"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG, seed=1, resume=True, identity={"selection": "other"},
+                **args)
+    with pytest.raises(ValueError, match="n_distill: 20 -> 10"):
+        distill(xs, ys, xd[:10], yd[:10], experts, "convnet_bn", cfg=CFG, seed=1, resume=True, **args)
+    with pytest.raises(ValueError, match="is at iteration 2, past iterations=1"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(iterations=1), seed=1, resume=True, **args)
+    longer = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG, seed=1, resume=True, **args)   # extends it
+    whole = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG, seed=1, **{**args, "out": tmp_path / "b"})
+    assert torch.equal(longer.images, whole.images) and longer.history["loss"] == whole.history["loss"]
+
+
+def test_finite_learning_rates_and_evaluation_points():
+    for name in ("lr_img", "lr_init", "lr_lr"):
+        with pytest.raises(ValueError, match=f"{name}=inf must be a finite number"):
+            CFG.with_(**{name: float("inf")})
+    with pytest.raises(ValueError, match="lr_img=nan"):
+        CFG.with_(lr_img=float("nan"))
+
+
+def test_eval_at_outside_the_run_is_refused(mnist, experts):
+    xs, ys, xd, yd = small_sets(mnist)
+    with pytest.raises(ValueError, match=r"eval_at=\[0, 9\]: \[9\] outside \[0, iterations=4\]"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=CFG, width=4, eval_at=(0, 9),
+                on_eval=lambda *a: {}, progress=False)
 
 
 def test_bad_inputs(mnist, experts, tmp_path):
