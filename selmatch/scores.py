@@ -14,6 +14,7 @@ misalignment.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -25,6 +26,29 @@ from .data import ImageDataset, cache_root, offline, resolve_data_dir
 from .formats import _READ_ERRORS, DataFormatError
 
 SCORE_KINDS = ("cscore", "forgetting")
+
+# The published score files, by (kind, dataset): their length and the sha256 of their values as float64.
+# A file of the published length whose values differ (shifted by one position, another release, damaged
+# in transit) is refused: the forgetting files carry no labels that would catch a shift.
+PUBLISHED = {
+    ("cscore", "CIFAR10"): (50000, "c3952e34990f761431c35ee375f45103777792a75cedf839e1f027fb0c3c02cb"),
+    ("cscore", "CIFAR100"): (50000, "112073d96a5f689e84d9283d0bbf25a5123303d7548141827d325f8ccbd66dff"),
+    ("forgetting", "CIFAR10"): (50000, "5c18da651fbc1e9e3546f6d4f72c78ad71ba360dd32dfdc0565a6ca71589bd65"),
+    ("forgetting", "CIFAR100"): (50000, "89269157da4b6ec483204fbc9b141ba4e64866151580cbda6f49cea194ea1152"),
+    ("forgetting", "Tiny"): (100000, "387c5a550d2b3cdd5624bdd8bfb92f00eac752de9b7adfb78de759e6cfdf4be6"),
+}
+
+
+def check_published(kind: str, score_name: str, raw: np.ndarray, path: Path) -> None:
+    """Refuse a file of the published length whose values are not the published ones."""
+    length, digest = PUBLISHED.get((kind, score_name), (None, None))
+    if length != len(raw):
+        return
+    found = hashlib.sha256(np.ascontiguousarray(raw, np.float64).tobytes()).hexdigest()
+    if found != digest:
+        raise ScoreMismatchError(f"{path}: its values are not the published {kind} scores for {score_name} "
+                                 f"(sha256 {found[:12]}…, expected {digest[:12]}…): shifted, altered or another "
+                                 "release; obtain the file again")
 
 
 class ScoreMismatchError(ValueError):
@@ -118,6 +142,7 @@ def load_scores(ds: ImageDataset, score: str | os.PathLike, *, data_dir=None, ca
             f"no published {kind} scores for dataset {ds.name!r}. Searched: {where or '(none exist for it)'}. "
             "Compute scores with `selmatch scores` and pass the file instead.")
     raw, labels = read_score_file(path)
+    check_published(kind, ds.spec.score_name, raw, path)
     aligned = align_scores(ds, raw, labels, path)
     hardness = 1.0 - aligned if kind == "cscore" else aligned
     return torch.from_numpy(hardness)

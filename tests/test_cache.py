@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from selmatch.artifacts import config_key
 from selmatch.companion.cache import cached
@@ -27,3 +28,34 @@ def test_computes_once_then_reads(tmp_path, monkeypatch):
     cached("unit", {"a": 1}, compute, tmp_path)                    # forced
     assert len(calls) == 3
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json", ".npz", ".npz"]
+
+
+def test_an_altered_result_is_refused(tmp_path):
+    cached("unit", {"a": 1}, lambda: {"mean": 1.5, "arrays": {"x": np.arange(3)}}, tmp_path)
+    path = tmp_path / f"unit-{config_key({'a': 1})}.json"
+    record = json.loads(path.read_text())
+    record["result"]["mean"] = 9.9                         # a hand-edited number
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="was altered after it was written"):
+        cached("unit", {"a": 1}, lambda: {}, tmp_path)
+    record["result"]["mean"], record["config"] = 1.5, {"a": 2}
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"holds a result for another configuration \(a: 2 -> 1\)"):
+        cached("unit", {"a": 1}, lambda: {}, tmp_path)
+
+
+def test_every_committed_result_carries_a_valid_checksum():
+    from pathlib import Path
+
+    from selmatch.companion.cache import checksum
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    files = sorted(root.glob("*/*.json"))
+    assert files
+    for f in files:
+        record = json.loads(f.read_text())
+        arrays = {}
+        if f.with_suffix(".npz").exists():
+            with np.load(f.with_suffix(".npz")) as z:
+                arrays = {k: z[k] for k in z.files}
+        assert record.get("checksum") == checksum(record, arrays), f

@@ -93,3 +93,20 @@ def test_tiny_c10_scores_use_orig_index(shared_data):
     f = load_scores(ds, "forgetting")
     full = np.load(shared_data / "scores" / "forgetting_Tiny.npy")
     assert torch.equal(f, torch.from_numpy(full[ds.orig_index.numpy()].astype(np.float64)))
+
+
+def test_a_shifted_published_file_is_refused(shared_data, tmp_path):
+    """The forgetting files have no labels: a copy shifted by one position is caught by its checksum."""
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(shared_data / "scores", folder / "scores")
+    for name in ("cifar10_train.npz", "cifar10_test.npz"):
+        (folder / name).symlink_to(shared_data / name)
+    ds = load_dataset("cifar10", data_dir=folder, download=False)
+    assert load_scores(ds, "forgetting", data_dir=folder).shape == (50000,)      # the published file passes
+    f = folder / "scores" / "forgetting_CIFAR10.npy"
+    f.chmod(0o644)
+    np.save(f, np.roll(np.load(f), 1))
+    with pytest.raises(ScoreMismatchError, match="not the published forgetting scores for CIFAR10"):
+        load_scores(ds, "forgetting", data_dir=folder)

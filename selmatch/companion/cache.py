@@ -11,6 +11,7 @@ not throw results away; ``force=True`` (or ``SELMATCH_RECOMPUTE=1``) recomputes.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..artifacts import atomic_write, config_key
+from ..artifacts import atomic_write, config_key, differences
 
 
 def code_version() -> str:
@@ -52,9 +53,13 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
     force = force or os.environ.get("SELMATCH_RECOMPUTE", "") in ("1", "true")
     if path.exists() and not force:
         record = json.loads(path.read_text())
+        arrays = {}
         if arrays_path.exists():
             with np.load(arrays_path) as z:
-                record["result"]["arrays"] = {k: z[k] for k in z.files}
+                arrays = {k: z[k] for k in z.files}
+        _verify(record, arrays, config, path)
+        if arrays:
+            record["result"]["arrays"] = arrays
         _log(record, True)
         return {**record, "cached": True}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -66,6 +71,7 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "result": result}
     if provenance is not None:
         record["provenance"] = provenance()
+    record["checksum"] = checksum(json.loads(json.dumps(record, default=float)), arrays or {})
     root.mkdir(parents=True, exist_ok=True)
     if arrays:
         def write_npz(p: Path) -> None:
@@ -78,6 +84,27 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
         result["arrays"] = arrays
     _log(record, False)
     return {**record, "cached": False}
+
+
+def checksum(record: dict, arrays: dict) -> str:
+    """sha256 over a record's config and result (as stored in JSON) and its arrays."""
+    h = hashlib.sha256(json.dumps({"config": record["config"], "result": record["result"]}, sort_keys=True,
+                                  default=float).encode())
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _verify(record: dict, arrays: dict, config: dict, path: Path) -> None:
+    """A stored result is used only if it is the one asked for and unaltered since it was written."""
+    diff = differences(record.get("config", {}), json.loads(json.dumps(config, default=str)))
+    if diff:
+        raise ValueError(f"{path} holds a result for another configuration ({'; '.join(diff[:3])}); delete it")
+    if "checksum" in record and checksum(record, arrays) != record["checksum"]:
+        raise ValueError(f"{path} (or its .npz) was altered after it was written (checksum mismatch); restore it "
+                         "(git checkout) or delete it to recompute")
 
 
 def _log(record: dict, hit: bool) -> None:
