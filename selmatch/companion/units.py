@@ -65,7 +65,8 @@ def _cached(ctx: Context, name: str, config: dict, compute) -> dict:
     where the result was computed. The data source is deliberately not part of the key (a rebuild from
     committed results needs no data); to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
     return cached(name, config, compute, ctx.root,
-                  provenance=lambda: {"data": dataset(ctx.dataset).source, **provenance(ctx.device)})
+                  provenance=lambda: {"data": dataset(ctx.dataset).source,
+                                          "fingerprint": dataset(ctx.dataset).fingerprint[:16], **provenance(ctx.device)})
 
 
 def _eval(ctx: Context, ds, x, y, distilled, augmentation: str, runs: int, test_hardness=None) -> dict:
