@@ -109,3 +109,10 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         atomic_write(target, half)
     assert target.read_text() == "first" and sorted(os.listdir(target.parent)) == ["out.txt"]
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    stale = tmp_path / ".out.txt.tmp4242"                  # what a SIGKILL mid-write leaves behind
+    stale.write_text("half")
+    atomic_write(tmp_path / "out.txt", lambda p: p.write_text("done"))
+    assert sorted(os.listdir(tmp_path)) == ["out.txt"]

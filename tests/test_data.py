@@ -167,3 +167,15 @@ def test_shared_tinyimagenet_c10(shared_data):
     ds = load_dataset("tinyimagenet-c10", download=False)
     assert ds.x_train.shape == (5000, 3, 64, 64) and ds.x_test.shape == (500, 3, 64, 64)
     assert ds.orig_index.tolist() == list(range(5000)) and ds.classes[0].startswith("goldfish")
+
+
+def test_an_altered_tensor_cache_entry_is_not_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELMATCH_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset("mnist5k")
+    entry = next((tmp_path / "cache" / "tensors").glob("mnist5k-*.pt"))
+    blob = torch.load(entry, weights_only=True)
+    blob["train"]["y"][0] = (blob["train"]["y"][0] + 1) % 10          # one label changed on disk
+    torch.save(blob, entry)
+    with pytest.warns(UserWarning, match="does not match its checksum; decoding again"):
+        again = load_dataset("mnist5k")
+    assert torch.equal(again.y_train, ds.y_train) and again.fingerprint == ds.fingerprint

@@ -41,3 +41,14 @@ def test_expert_indices_cap_at_the_smallest_class():
     capped = expert_indices(y, 1000, 0, 3)       # more than any class holds: every class gives 5
     assert torch.equal(torch.bincount(y[capped], minlength=3), torch.tensor([5, 5, 5]))
     assert len(set(capped.tolist())) == 15
+
+
+def test_a_damaged_expert_is_retrained_with_a_warning(mnist, experts):
+    from selmatch.artifacts import expert_path
+
+    expert_path(experts, 1).write_bytes(b"\x80\x02 cut short by a crash")
+    idx = random_subset(mnist.y_train, 20, seed=0).select_idx
+    with pytest.warns(UserWarning, match="expert_0001.pt is damaged .* training expert 1 again"):
+        train_experts(mnist.normalize(mnist.x_train[idx]), mnist.y_train[idx], mnist.normalize(mnist.x_test[:200]),
+                      mnist.y_test[:200], EXPERT, experts, num_classes=10, progress=False)
+    assert load_trajectory(expert_path(experts, 1)).epochs == EXPERT.epochs

@@ -12,7 +12,7 @@ def test_window_that_does_not_fit_is_cached_so_a_rebuild_needs_no_data(tmp_path,
     from selmatch.companion import units as experiments
 
     y = torch.arange(10).repeat_interleave(10)             # 10 images per class
-    fake = types.SimpleNamespace(y_train=y, num_classes=10, source="fake")
+    fake = types.SimpleNamespace(y_train=y, num_classes=10, source="fake", fingerprint="0" * 64)
     monkeypatch.setattr(experiments, "dataset", lambda name: fake)
     monkeypatch.setattr(experiments, "hardness", lambda ctx, score: torch.rand(len(y)))
     ctx = experiments.Context(profile="smoke", dataset="cifar10", results=str(tmp_path / "results"),
