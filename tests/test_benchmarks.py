@@ -98,3 +98,41 @@ def test_plain_step_is_measured_without_recomputation(monkeypatch):
     calls.clear()
     plain_step(model, x, y, torch.Generator().manual_seed(0))
     assert not calls and model.recompute_blocks == 1                 # ...but not in the plain step, and is restored
+
+
+def test_gpu_check_runs_tiny_on_the_cpu(tmp_path):
+    """`python -m benchmarks.gpu --device cpu --tiny` (the prepared GPU check at toy sizes) writes its JSON and
+    table: every paper setting in both memory modes, the equivalence of all three modes, the paper's cost."""
+    import subprocess
+    import sys
+
+    from benchmarks.gpu import ROOT, SETTINGS
+
+    r = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--tiny", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (json_file,) = tmp_path.glob("cpu-*-tiny.json")
+    rec = json.loads(json_file.read_text())
+    assert rec["tiny"] and rec["device"] == "cpu" and not rec["skipped"]
+    for mode in ("default", "recompute", "constant"):
+        assert rec["equivalence"][mode]["grad_images"] == 0.0          # the CPU against itself: identical
+    assert set(rec["distill"]) == {f"{d}-ipc{i}" for d, i in SETTINGS}
+    for row in rec["distill"].values():
+        assert row["default"]["s_per_iteration"] > 0 and row["constant"]["peak_gb"] > 0
+    assert rec["distill"]["tinyimagenet-ipc50"]["default"]["network"] == "convnet_bn depth 4"
+    cost = rec["paper_cost_gpu_hours"]["cifar10-ipc250"]
+    assert cost["total"] == pytest.approx(cost["experts"] + cost["distillation"] + cost["evaluation"])
+    assert cost["eval_epochs"] == 1000
+    assert "| cifar10-ipc1500 |" in json_file.with_suffix(".md").read_text()
+
+
+def test_gpu_check_refuses_a_missing_device(capsys):
+    from benchmarks.gpu import main as gpu_main
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit):
+        gpu_main(["--device", "cuda:3"])
+    assert "device='cuda:3' is not available" in capsys.readouterr().err

@@ -6,25 +6,25 @@ import os
 
 import pytest
 
-from selmatch.companion.book import QUICKSTART, ROOT, execute, notebook_sources
+from selmatch.companion.book import MEASUREMENTS, QUICKSTART, ROOT, execute, notebook_sources
 
 NOTEBOOKS = [p.stem for p in notebook_sources()]
 NEEDS_DATA = {"06_tinyimagenet": "tinyimagenet_c10_train.npz"}
 
 
 def test_every_analysis_has_a_notebook_with_parameters():
-    assert NOTEBOOKS[:7] == ["00_quickstart", "01_scores", "02_sliding_window", "03_coverage", "04_ablations",
-                             "05_main_results", "06_tinyimagenet"]
+    assert NOTEBOOKS[:8] == ["00_quickstart", "01_scores", "02_sliding_window", "03_coverage", "04_ablations",
+                             "05_main_results", "06_tinyimagenet", "07_gpu_cost"]
     for name in NOTEBOOKS:
         text = (ROOT / "notebooks" / f"{name}.md").read_text()
         assert ":tags: [parameters]" in text and "kernelspec:" in text, name
-        if name != QUICKSTART:
+        if name not in (QUICKSTART, MEASUREMENTS):
             assert 'profile = "smoke"' in text and "device =" in text and "seed =" in text, name
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes_at_smoke(name, tmp_path, monkeypatch, shared_cache):
-    if name != QUICKSTART:
+    if name not in (QUICKSTART, MEASUREMENTS):
         data = os.environ.get("SELMATCH_DATA_SHARED")
         if not data:
             pytest.skip("needs the shared offline data (SELMATCH_DATA)")
@@ -35,13 +35,14 @@ def test_notebook_executes_at_smoke(name, tmp_path, monkeypatch, shared_cache):
     monkeypatch.setenv("SELMATCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("SELMATCH_RUNS", str(tmp_path / "runs"))
     out = tmp_path / f"{name}.ipynb"
-    row = execute(ROOT / "notebooks" / f"{name}.md", out, {} if name == QUICKSTART else {"profile": "smoke"})
+    row = execute(ROOT / "notebooks" / f"{name}.md", out,
+                  {} if name in (QUICKSTART, MEASUREMENTS) else {"profile": "smoke"})
     assert row["error"] is None, row["error"]
     nb = json.loads(out.read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) or "text/markdown" in o.get("data", {}) for o in outputs)
-    if name != QUICKSTART:
+    if name not in (QUICKSTART, MEASUREMENTS):
         assert row["computed"] > 0   # computed from scratch, not read from a committed cache
 
 
@@ -81,5 +82,6 @@ def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypat
     for name in NOTEBOOKS:
         if name == QUICKSTART:
             continue
-        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb", {"profile": profile})
+        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb",
+                      {} if name == MEASUREMENTS else {"profile": profile})
         assert row["error"] is None and row["computed"] == 0, (name, row)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = "00_quickstart"
+MEASUREMENTS = "07_gpu_cost"     # shows committed measurements: no profile, nothing computed
 KEEP = ("our_scores-",)          # results other results are computed from (never pruned)   # always runs on the embedded dataset at its own parameters
 
 # Each notebook is given only ``profile``: it takes its grid (ipcs, betas, ...) for that profile from
@@ -134,7 +135,7 @@ def prune(profile: str, delete: bool, root: Path = ROOT) -> int:
     status = root / "book" / "status.json"
     rows = json.loads(status.read_text()) if status.exists() else []
     ran = {r["notebook"] for r in rows if r["parameters"].get("profile") == profile and not r["error"] and "keys" in r}
-    missing = {s.stem for s in notebook_sources(root)} - {QUICKSTART} - ran
+    missing = {s.stem for s in notebook_sources(root)} - {QUICKSTART, MEASUREMENTS} - ran
     if missing:
         print(f"selmatch.companion.book: error: execute {', '.join(sorted(missing))} at profile={profile!r} first "
               "(prune needs every notebook's list of results)", file=sys.stderr)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     for src in notebook_sources():
         if args.only and src.stem not in args.only:
             continue
-        params = {} if src.stem == QUICKSTART else {"profile": args.profile}
+        params = {} if src.stem in (QUICKSTART, MEASUREMENTS) else {"profile": args.profile}
         print(f"executing {src.name} {params} ...", flush=True)
         row = execute(src, ROOT / "book" / "notebooks" / f"{src.stem}.ipynb", params)
         rows.append(row)
