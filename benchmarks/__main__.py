@@ -112,8 +112,19 @@ def main(argv: list[str] | None = None) -> int:
             off_r = OFFICIAL["distill_ratio"].get(net, {}).get(s)
             off_m = OFFICIAL["distill_peak_gb"].get(net, {}).get(s) if mem != "constant" else None
             ms = {k: v * 1000 for k, v in r["plain_s"].items() if k != "n"} | {"n": r["plain_s"]["n"]}
+            here = ""
+            if a.official is not None and mem == "default" and not a.quick:   # the official net is width 128
+                off = _repeat([str(a.official), "distill", "--network", net, "--syn-steps", str(s), "--n", "100",
+                               "--batch", "100"], reps, ("step_s", "peak_gb"), module="benchmarks.official")
+                r["official"] = off
+                speed = _stats([off["step_s"]["median"] / r["step_s"]["median"]])
+                figures[f"vs_official/distill/{net}/{s}"] = speed
+                r["official_over_ours"] = speed
+                here = (f"; official here {_fmt(off['step_s'])} s/step, {_fmt(off['peak_gb'])} GB: "
+                        f"ours {speed['median']:.2f}x faster at "
+                        f"{r['peak_gb']['median'] / off['peak_gb']['median']:.2f}x its memory")
             print(f"{net:<11} {mem:<9} {s:>9} {_fmt(ms, 0):>14} {_fmt(r['step_s']):>20} {_fmt(r['ratio']):>20} "
-                  f"{_fmt(r['peak_gb']):>20}  {off_r if mem == 'default' and off_r else '–'} / {off_m or '–'}")
+                  f"{_fmt(r['peak_gb']):>20}  {off_r if mem == 'default' and off_r else '–'} / {off_m or '–'}{here}")
             if mem == "default":
                 figures[f"ratio/{net}/{s}"] = r["ratio"]
             if net == "convnet" and mem != "constant":

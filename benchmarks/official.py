@@ -1,11 +1,15 @@
-"""The official SelMatch training loop, timed on this machine:
-``python -m benchmarks.official DIR train --network convnet --n 500 --batch 128 --augmentation combined``.
+"""The official SelMatch code, timed on this machine:
+
+    python -m benchmarks.official DIR train --network convnet --n 500 --batch 128 --augmentation combined
+    python -m benchmarks.official DIR distill --network convnet --syn-steps 10 --n 100 --batch 100
 
 ``DIR`` is a clone of https://github.com/Yongalls/SelMatch (its ``utils.py`` and ``networks.py`` must
 import: ``pip install kornia scipy einops pandas requests``). Nothing of it is copied here: this module
-imports it and calls its own ``get_network``, dataset classes and ``epoch`` the way its evaluation
-(``evaluate_synset``) and expert training (``buffer.py``) do, on random CIFAR-10-shaped data, and prints
-one JSON line like ``benchmarks.workloads`` (images per second after a warm-up epoch).
+imports it and calls its own functions on random CIFAR-10-shaped data -- ``get_network``, its dataset
+classes and ``epoch`` the way its evaluation (``evaluate_synset``) and expert training (``buffer.py``) do;
+for a distillation iteration its ``ReparamModule``, ``get_network`` and ``DiffAugment`` in the order its
+``distill.py`` uses them (a student run on a list of flat parameter vectors, one per unrolled step, then the
+normalised parameter distance back-propagated) -- and prints one JSON line like ``benchmarks.workloads``.
 """
 from __future__ import annotations
 
@@ -20,13 +24,57 @@ import torch
 NAMES = {"convnet": "ConvNet", "convnet_bn": "ConvNetBN", "resnet18_bn": "ResNet18BN"}
 
 
-def run_train(root: Path, network: str, n: int, batch: int, augmentation: str, epochs: int, expert: bool) -> dict:
+def _official(root: Path):
+    """The official ``utils`` module (with ``networks`` and ``reparam_module`` importable beside it)."""
     sys.path.insert(0, str(root))
     try:
         import utils                                                 # the official module
     except ImportError as e:
         raise ImportError(f"the official code in {root} needs {e.name!r}: pip install kornia scipy einops pandas "
                           "requests (into this environment or a folder on PYTHONPATH)") from e
+    return utils
+
+
+def run_distill(root: Path, network: str, syn_steps: int, n: int, batch: int) -> dict:
+    """Seconds per unrolled step of one official distillation iteration (after a 1-step warm-up), and the
+    process's peak memory; the same shapes as ``benchmarks.workloads distill``."""
+    import resource
+
+    utils = _official(root)
+    from reparam_module import ReparamModule                        # the official module
+
+    torch.manual_seed(0)
+    x, y = torch.randn(n, 3, 32, 32), torch.arange(n) % 10
+    net = ReparamModule(utils.get_network(NAMES[network], 3, 10, (32, 32), dist=False))
+    net.train()
+    param, strategy = utils.ParamDiffAug(), "color_crop_cutout_flip_scale_rotate"
+    start = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    target = start + 0.01 * torch.randn(start.shape)
+
+    def iteration(steps: int) -> float:
+        t0 = time.perf_counter()
+        images, lr = x.clone().requires_grad_(True), torch.tensor(0.01, requires_grad=True)
+        trajectory, chunks = [start.clone().requires_grad_(True)], []
+        for _ in range(steps):
+            if not chunks:
+                chunks = list(torch.split(torch.randperm(n), batch))
+            idx = chunks.pop()
+            out = net(utils.DiffAugment(images[idx], strategy, param=param), flat_param=trajectory[-1])
+            grad = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y[idx]), trajectory[-1],
+                                       create_graph=True)[0]
+            trajectory.append(trajectory[-1] - lr * grad)
+        loss = (trajectory[-1] - target).square().sum() / (start - target).square().sum()
+        loss.backward()
+        return time.perf_counter() - t0
+
+    iteration(1)                                                     # warm-up: allocator, kernels
+    seconds = iteration(syn_steps)
+    return {"network": network, "syn_steps": syn_steps, "n": n, "batch": batch, "code": "official",
+            "step_s": seconds / syn_steps, "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def run_train(root: Path, network: str, n: int, batch: int, augmentation: str, epochs: int, expert: bool) -> dict:
+    utils = _official(root)
     from torchvision import transforms
 
     class Args:                                                      # the fields its epoch() and DSA read
@@ -71,10 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--augmentation", default="combined", choices=["combined", "none"])
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--expert", action="store_true", help="the expert recipe: no momentum, no weight decay")
+    d = sub.add_parser("distill")
+    d.add_argument("--network", default="convnet", choices=sorted(NAMES))
+    d.add_argument("--syn-steps", type=int, default=10)
+    d.add_argument("--n", type=int, default=100)
+    d.add_argument("--batch", type=int, default=100)
     a = p.parse_args(argv)
     if not (a.root / "utils.py").exists():
         p.error(f"root={a.root}: no utils.py there (expected a clone of github.com/Yongalls/SelMatch)")
-    out = run_train(a.root, a.network, a.n, a.batch, a.augmentation, a.epochs, a.expert)
+    if a.kind == "distill":
+        out = run_distill(a.root, a.network, a.syn_steps, a.n, a.batch)
+    else:
+        out = run_train(a.root, a.network, a.n, a.batch, a.augmentation, a.epochs, a.expert)
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))
     return 0

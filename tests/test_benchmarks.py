@@ -14,7 +14,7 @@ def test_target_comparisons():
     assert met(2.9, "<=", 3.0) and not met(3.1, "<=", 3.0)
     assert met(531, ">=", 530.4) and not met(500, ">=", 530.4)
     assert met(None, "<=", 1.0) is None
-    assert len({k for k, *_ in TARGETS}) == len(TARGETS) == 15
+    assert len({k for k, *_ in TARGETS}) == len(TARGETS) == 17
 
 
 @pytest.mark.parametrize("memory", ["default", "recompute", "constant"])
@@ -66,6 +66,26 @@ def epoch(mode, loader, net, opt, crit, args, aug):
     for x, y in loader:
         loss = crit(net(x), y); opt.zero_grad(); loss.backward(); opt.step()
     return 0.0, 0.0
+def get_network(name, channel, num_classes, im_size, dist=True):
+    CALLS.append(name)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(channel * im_size[0] * im_size[1], num_classes))
+def DiffAugment(x, strategy='', seed=-1, param=None):
+    CALLS.append("DiffAugment")
+    return x
+'''
+
+FAKE_REPARAM = '''
+import torch
+from torch.func import functional_call
+class ReparamModule(torch.nn.Module):
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+    def forward(self, x, flat_param=None):
+        names = [n for n, _ in self.module.named_parameters()]
+        sizes = [p.numel() for p in self.module.parameters()]
+        views = [t.view(p.shape) for t, p in zip(torch.split(flat_param, sizes), self.module.parameters())]
+        return functional_call(self.module, dict(zip(names, views)), (x,))
 '''
 
 
@@ -79,6 +99,23 @@ def test_official_code_is_timed_through_its_own_functions(tmp_path):
     assert utils.CALLS == ["ConvNetBN"] and r["img_s"] == pytest.approx(80 / r["seconds"])
     with pytest.raises(SystemExit):
         official_main([str(tmp_path / "missing"), "train"])
+
+
+def test_official_distillation_iteration_is_timed_through_its_modules(tmp_path):
+    """benchmarks.official runs an unrolled iteration through the clone's ReparamModule, get_network and
+    DiffAugment (stand-ins here), one augmentation per step."""
+    import sys
+
+    from benchmarks.official import run_distill
+
+    (tmp_path / "utils.py").write_text(FAKE_OFFICIAL)
+    (tmp_path / "reparam_module.py").write_text(FAKE_REPARAM)
+    sys.modules.pop("utils", None)
+    sys.modules.pop("reparam_module", None)
+    r = run_distill(tmp_path, "convnet", syn_steps=3, n=20, batch=10)
+    import utils
+    assert utils.CALLS == ["ConvNet"] + ["DiffAugment"] * 4        # the warm-up step, then 3 unrolled steps
+    assert r["step_s"] > 0 and r["peak_gb"] > 0 and r["code"] == "official"
     with pytest.raises(SystemExit):
         bench_main(["--only", "book", "--official", str(tmp_path / "missing")])
 
