@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from selmatch.augment import augment
 from selmatch.experts import ExpertConfig
 from selmatch.fast.constant import matching_grads
+from selmatch.fast.malloc import reuse_freed_memory
 from selmatch.networks import build_model
 from selmatch.student import ParamLayout, flatten, matching_loss, minibatches, unroll
 from selmatch.train import TrainConfig, train
@@ -37,10 +38,11 @@ def plain_step(model, x, y, g) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     recompute, model.recompute_blocks = getattr(model, "recompute_blocks", 0), 0
     t0 = time.perf_counter()
-    loss = F.cross_entropy(model(augment(x, "dsa", g)), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+    with reuse_freed_memory():                 # as selmatch.train.train runs its steps
+        loss = F.cross_entropy(model(augment(x, "dsa", g)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     seconds = time.perf_counter() - t0
     model.recompute_blocks = recompute
     return seconds
@@ -56,23 +58,27 @@ def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -
     x_dis = x.clone().requires_grad_(True)
     batches = minibatches(len(x), batch, syn_steps, g)
     t0 = time.perf_counter()
-    if memory == "constant":
-        matching_grads(model, layout, start, target, x[:0], x_dis, y, syn_lr, batches, g, "dsa")
-    else:
-        theta = unroll(model, layout, start.clone().requires_grad_(True), x_dis, y, syn_lr, batches, g, "dsa")
-        matching_loss(theta, start, target).backward()
+    with reuse_freed_memory():                 # as selmatch.distill.distill runs its loop
+        if memory == "constant":
+            matching_grads(model, layout, start, target, x[:0], x_dis, y, syn_lr, batches, g, "dsa")
+        else:
+            theta = unroll(model, layout, start.clone().requires_grad_(True), x_dis, y, syn_lr, batches, g, "dsa")
+            matching_loss(theta, start, target).backward()
     return time.perf_counter() - t0
 
 
-def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int) -> dict:
+def run_distill(network: str, syn_steps: int, memory: str, width: int, n: int, batch: int, plain_reps: int,
+                malloc: str = "reuse") -> dict:
+    os.environ["SELMATCH_MALLOC"] = malloc
     model, x, y = _net(network, width, n, recompute=int(memory == "recompute"))
     g = torch.Generator().manual_seed(0)
-    distill_iteration(model, x, y, 1, batch, memory, g)                 # warm-up (allocator, kernels)
-    plain = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps + 1)][1:]
-    seconds = distill_iteration(model, x, y, syn_steps, batch, memory, g)
-    plain_after = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps)]
+    with reuse_freed_memory():          # held across all steps, as train() and distill() hold it (no trim between)
+        distill_iteration(model, x, y, 1, batch, memory, g)             # warm-up (allocator, kernels)
+        plain = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps + 1)][1:]
+        seconds = distill_iteration(model, x, y, syn_steps, batch, memory, g)
+        plain_after = [plain_step(model, x[:batch], y[:batch], g) for _ in range(plain_reps)]
     p = statistics.median(plain + plain_after)                          # bracketing the unroll: drift cancels
-    return {"network": network, "syn_steps": syn_steps, "memory": memory, "plain_s": p,
+    return {"network": network, "syn_steps": syn_steps, "memory": memory, "malloc": malloc, "plain_s": p,
             "step_s": seconds / syn_steps, "ratio": seconds / syn_steps / p, "peak_gb": peak_rss_gb()}
 
 
@@ -109,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--n", type=int, default=100)
     d.add_argument("--batch", type=int, default=100)
     d.add_argument("--plain-reps", type=int, default=3)
+    d.add_argument("--malloc", default="reuse", choices=["reuse", "system"],
+                   help="system: glibc's own behaviour (SELMATCH_MALLOC=system; see selmatch.fast.malloc)")
     t = sub.add_parser("train")
     t.add_argument("--network", default="convnet")
     t.add_argument("--n", type=int, default=500)
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="system: glibc's own behaviour (SELMATCH_MALLOC=system; see selmatch.fast.malloc)")
     a = p.parse_args(argv)
     if a.kind == "distill":
-        out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps)
+        out = run_distill(a.network, a.syn_steps, a.memory, a.width, a.n, a.batch, a.plain_reps, a.malloc)
     else:
         e = ExpertConfig()
         extra = dict(lr=e.lr, momentum=e.momentum, weight_decay=e.weight_decay) if a.expert else {}
