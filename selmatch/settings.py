@@ -177,6 +177,27 @@ PROFILES: dict[str, Profile] = {
         runs=5, eval_full_epochs=50.0),
 }
 
+# ----------------------------------------------------------------------------- the cpu redesign (issue 17)
+
+# The pilots of notebooks/08_cpu_profile.md start from each profile's original distillation setting.
+PILOT_START: dict[str, Preset] = {"smoke": SMOKE_DISTILL, "cpu": CPU_DISTILL, "paper": PAPER_SETTINGS["cifar10-ipc250"]}
+
+# The cpu profile as the pilots chose it. It replaces PROFILES["cpu"] once results/cpu holds every result of
+# the book at it (the book is recomputed in stages, over several sessions of two CPU cores); until then the
+# pages that show the redesign (08_cpu_profile, 09_crossover) compute at it through ``next_design``.
+CPU_NEXT = replace(
+    PROFILES["cpu"],
+    eval=PROFILES["cpu"].eval.with_(lr=0.01),
+    runs=5, eval_full_epochs=4.0, eval_max_epochs=500, eval_min_epochs=10)
+
+NEXT_DESIGN: dict[str, Profile] = {"cpu": CPU_NEXT}
+
+
+def next_design(name: str) -> Profile:
+    """The profile ``name`` as it is being redesigned (the profile itself where no redesign is under way)."""
+    return NEXT_DESIGN.get(name) or get_profile(name)
+
+
 PRESETS: dict[str, Preset] = {**PAPER_SETTINGS, **{name: p.distillation for name, p in PROFILES.items()
                                                    if p.distillation is not None}}
 
@@ -210,6 +231,10 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "04_ablations": {"ipcs": [10, 20], "alphas": [0.0, 0.5, 1.0], "betas": [0.0, 0.5], "alpha_fixed": 0.5},
         "05_main_results": {"ipcs": [10, 20], "betas": [0.0, 0.5], "alphas": [0.5]},
         "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.5], "alpha": 0.5},
+        "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.02, 0.04], "budget_lrs": [0.03], "small_ipcs": [5],
+                           "max_epochs": [10, 20], "expert_variants": [{}, {"max_per_class": 20}],
+                           "distill_ipcs": [10], "pilot_iterations": 3},
+        "09_crossover": {"ipcs": [1, 10, 20], "betas": [0.0, 0.5], "eval_at": [0, 3]},
     },
     "cpu": {
         "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.0, 0.4, 0.8]},
@@ -217,6 +242,12 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.6, 0.8], "alphas": [0.25]},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.4, 0.6, 0.8], "alpha": 0.25},
+        "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [1, 2, 4, 8], "budget_lrs": [0.01, 0.03, 0.1],
+                           "small_ipcs": [10, 50], "max_epochs": [200, 500, 1000],
+                           "expert_variants": [{}, {"max_per_class": None},
+                                               {"model": "convnet", "max_per_class": None}],
+                           "distill_ipcs": [10, 250], "pilot_iterations": 300},
+        "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.0, 0.4, 0.8], "eval_at": [0, 100, 200, 300]},
     },
     "paper": {   # the paper's budgets and sweeps (a GPU's work: see the main-results page)
         "02_sliding_window": {"ipcs": [250, 500, 1000, 1500], "betas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
@@ -225,6 +256,11 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.2, 0.6, 1.0], "betas": [0.5], "alpha_fixed": 0.6},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.2, 0.3, 0.5], "alphas": [0.1, 0.2, 0.6]},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.7, 0.8], "alpha": 0.5},
+        "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [10, 25, 50], "budget_lrs": [0.1],
+                           "small_ipcs": [10, 50], "max_epochs": [500, 1000], "expert_variants": [{}],
+                           "distill_ipcs": [250], "pilot_iterations": 1000},
+        "09_crossover": {"ipcs": [1, 10, 50, 250, 500, 1000], "betas": [0.2, 0.5, 0.8],
+                         "eval_at": [0, 1000, 5000, 10000]},
     },
 }
 

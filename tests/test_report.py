@@ -18,3 +18,17 @@ def test_main_table_labels_full_dataset_numbers_as_orientation(monkeypatch):
     tiny, c10 = shown
     assert "all 200 classes" in tiny and "44.7 ± 0.2" in tiny          # the paper's SelMatch, Tiny 10 %
     assert "all 200 classes" not in c10 and "82.8 ± 0.2" in c10       # the paper's SelMatch, CIFAR-10 5 %
+
+
+def test_plateau_is_where_the_next_budget_adds_less_than_a_point():
+    from selmatch.companion.report import plateau
+
+    assert plateau([(1, 50.0), (2, 55.0), (4, 55.5), (8, 60.0)]) == 2
+    assert plateau([(4, 50.0), (1, 40.0), (2, 45.0)]) == 4          # never levels off: the largest
+    assert plateau([(1, 50.0), (2, 50.2)], gain=0.1) == 2
+
+
+def test_ratio_keeps_small_budgets_readable():
+    from selmatch.companion.report import ratio
+
+    assert ratio("cifar10", 1) == "0.02%" and ratio("cifar10", 10) == "0.2%" and ratio("cifar10", 500) == "10%"

@@ -27,3 +27,30 @@ def test_window_that_does_not_fit_is_cached_so_a_rebuild_needs_no_data(tmp_path,
     monkeypatch.setattr(experiments, "dataset", no_data)
     with pytest.raises(ValueError, match="beta"):          # from the cache: no data needed
         experiments.window_eval(ctx, 5, 0.8)
+
+
+def test_keys_hold_the_parts_of_the_profile_each_unit_uses():
+    """Editing the evaluation recipe changes what evaluated results depend on, not the scores' key."""
+    from dataclasses import replace
+
+    from selmatch.companion.units import Context
+    from selmatch.settings import get_profile
+
+    smoke = get_profile("smoke")
+    a = Context(profile="smoke")
+    b = Context(profile="smoke", design=replace(smoke, eval_full_epochs=0.08, runs=5))
+    assert a.evaluation() != b.evaluation()
+    assert a.scores_recipe() == b.scores_recipe() and a.base() == b.base()
+    assert b.prof.runs == 5 and a.prof is smoke
+    with pytest.raises(ValueError, match="design='cpu' is a design of another profile"):
+        Context(profile="smoke", design=get_profile("cpu"))
+
+
+def test_next_design_is_the_profile_where_no_redesign_is_under_way():
+    from selmatch.settings import NEXT_DESIGN, get_profile, next_design
+
+    assert next_design("smoke") is get_profile("smoke")
+    for name, design in NEXT_DESIGN.items():
+        assert design.name == name and design != get_profile(name)
+    with pytest.raises(ValueError, match="profile='nope' is unknown"):
+        next_design("nope")

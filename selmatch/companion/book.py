@@ -61,14 +61,21 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
             "key_seconds": {f"{u['name']}-{u['key']}": u["seconds"] for u in used}}
 
 
-def profile_markdown(name: str) -> list[str]:
+def profile_markdown(name: str, prof=None, title: str | None = None) -> list[str]:
     """The profile's full definition (training configs, evaluation budget, distillation preset) as a table."""
     from dataclasses import asdict
 
-    from ..settings import NOTEBOOK_GRIDS, get_profile
+    from ..settings import NEXT_DESIGN, NOTEBOOK_GRIDS, get_profile
 
-    prof = get_profile(name)
-    lines = [f"## Profile `{name}`", "", "| part | setting |", "|---|---|"]
+    if prof is None and name in NEXT_DESIGN:
+        redesign = profile_markdown(name, NEXT_DESIGN[name], f"## Profile `{name}`, redesigned (being recomputed)")
+        redesign.insert(1, "\nChosen by the pilots of *How the cpu profile was chosen*. The pages that show the "
+                           "redesign (the crossover and the pilots) are computed at it; the other pages move to it as "
+                           "their results are recomputed.\n")
+    else:
+        redesign = []
+    prof = prof or get_profile(name)
+    lines = [title or f"## Profile `{name}`", "", "| part | setting |", "|---|---|"]
     for part in ("eval", "scores", "features"):
         cfg = {k: v for k, v in asdict(getattr(prof, part)).items() if v is not None}
         lines.append(f"| {part} training | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
@@ -91,7 +98,7 @@ def profile_markdown(name: str) -> list[str]:
         lines += ["", "Notebook grids at this profile (`selmatch.settings.NOTEBOOK_GRIDS`):", "",
                   "| notebook | parameters |", "|---|---|"]
         lines += [f"| {k} | " + ", ".join(f"`{a}={b}`" for a, b in v.items()) + " |" for k, v in nb.items()]
-    return lines + [""]
+    return lines + [""] + redesign
 
 
 def first_compute_seconds(rows: list[dict]) -> list[float]:

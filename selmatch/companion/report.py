@@ -21,7 +21,7 @@ def show(markdown: str):
 
 def ratio(dataset: str, ipc: int) -> str:
     r = 100 * ipc * DATASETS[dataset].num_classes / N_TRAIN[dataset]
-    return f"{r:.0f}%" if r >= 1 else f"{r:.1f}%"
+    return f"{r:.0f}%" if r >= 1 else f"{r:.1f}%" if r >= 0.1 else f"{r:.2f}%"
 
 
 def profile_note(ctx, parameters: dict | None = None) -> None:
@@ -292,4 +292,215 @@ def main_conclusions(results: dict, ctx) -> None:
         sm = by["SelMatch"]
         line += ". SelMatch is " + ", ".join(f"{_compare(sm, by[m])} {m}" for m in METHODS if m != "SelMatch") + "."
         out.append(line)
+    show("\n".join(out))
+
+
+# ----------------------------------------------------------------------------- the cpu profile's pilots
+
+def budget_figure(big: list[dict], small: list[dict], ctx):
+    """Accuracy of random subsets against the evaluation budget (left: large subsets, by budget and lr;
+    right: small subsets, by the epoch cap)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in big}):
+        pts = sorted((r["budget"], r["mean"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
+        axes[0].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}")
+    axes[0].set(xscale="log", xlabel="budget E (passes over the training set's worth of images)",
+                ylabel="test accuracy (%)", title="random subsets: budget")
+    for ipc in sorted({r["ipc"] for r in small}):
+        pts = sorted((r["max_epochs"], r["mean"]) for r in small if r["ipc"] == ipc)
+        axes[1].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)})")
+    axes[1].set(xscale="log", xlabel="epochs (the cap binds for small subsets)", ylabel="test accuracy (%)",
+                title="small random subsets: epochs")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plateau(points: list[tuple[float, float]], gain: float = 1.0) -> float:
+    """The smallest budget after which the next budget adds less than ``gain`` points (the last if none)."""
+    points = sorted(points)
+    for (b, acc), (_, nxt) in zip(points, points[1:]):
+        if nxt - acc < gain:
+            return b
+    return points[-1][0]
+
+
+def budget_conclusions(big: list[dict], small: list[dict], ctx, design) -> None:
+    out = []
+    for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in big}):
+        pts = sorted((r["budget"], r["mean"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
+        out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: "
+                   + ", ".join(f"E = {b:g}: {a:.1f} %" for b, a in pts)
+                   + f"; the next budget adds less than 1 point from E = {plateau(pts):g}.")
+    for ipc in sorted({r["ipc"] for r in small}):
+        pts = sorted((r["max_epochs"], r["mean"]) for r in small if r["ipc"] == ipc)
+        out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}): " + ", ".join(f"{b} epochs: {a:.1f} %" for b, a in pts)
+                   + f"; more epochs add less than 1 point from {plateau(pts):g}.")
+    out.append(f"\nOne run per point (the evaluation seed is the same for every point). **Chosen:** lr "
+               f"{design.eval.lr:g}, budget E = {design.eval_full_epochs:g}, at most {design.eval_max_epochs} and at "
+               f"least {design.eval_min_epochs} epochs, {design.runs} runs per evaluated set.")
+    show("\n".join(out))
+
+
+def describe_change(change: dict) -> str:
+    """A short name for a change to the experts: 'as before' or 'max_per_class=all, model=convnet'."""
+    if not change:
+        return "as before"
+    return ", ".join(f"{k}={'all' if v is None and k == 'max_per_class' else v}" for k, v in sorted(change.items()))
+
+
+def setting_table(preset, title: str) -> None:
+    e, d = preset.expert, preset.distill
+    table([[f"{e.num_experts} × {e.model} (width {e.width}), {e.epochs} epochs, lr {e.lr:g}, batch {e.batch_size}, "
+            f"{'all images' if e.max_per_class is None else f'{e.max_per_class} images per class'}, augmentation {e.augmentation}",
+            f"{d.iterations} iterations × {d.syn_steps} student steps of {d.batch_syn} images; expert_epochs "
+            f"{d.expert_epochs}, start epoch < {d.max_start_epoch}; lr_img {d.lr_img:g}, syn_lr from {d.lr_init:g}"]],
+          [f"experts ({title})", "distillation"])
+
+
+def _curve(res: dict) -> list[tuple[int, float]]:
+    return sorted((int(k), v["accuracy"]["mean"]) for k, v in res["evals"].items())
+
+
+def pilot_figure(pilots: list[dict], ctx):
+    ipcs = sorted({p["ipc"] for p in pilots})
+    fig, axes = plt.subplots(2, len(ipcs), figsize=(4.8 * len(ipcs), 6), squeeze=False)
+    for col, ipc in enumerate(ipcs):
+        for p in (p for p in pilots if p["ipc"] == ipc):
+            axes[0][col].plot(*zip(*_curve(p)), "-o", label=p["experts"])
+            loss = p["loss"]
+            w = max(1, len(loss) // 20)
+            smooth = [sum(loss[i:i + w]) / len(loss[i:i + w]) for i in range(0, len(loss), w)]
+            axes[1][col].plot([i + w / 2 for i in range(0, len(loss), w)], smooth, label=p["experts"])
+        axes[0][col].set(title=f"MTT, IPC {ipc} ({ratio(ctx.dataset, ipc)})", xlabel="distillation iteration",
+                         ylabel="test accuracy (%, 1 run)")
+        axes[1][col].set(xlabel="distillation iteration", ylabel="matching loss (mean over a window)")
+        for ax in (axes[0][col], axes[1][col]):
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, title="experts", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def pilot_table(pilots: list[dict], ctx) -> None:
+    rows = []
+    for p in pilots:
+        c = _curve(p)
+        rows.append([f"{p['ipc']} ({ratio(ctx.dataset, p['ipc'])})", p["experts"], f"{c[0][1]:.1f}", f"{c[-1][1]:.1f}",
+                     f"{c[-1][1] - c[0][1]:+.1f}", f"{p['loss'][0]:.2f} → {sum(p['loss'][-10:]) / len(p['loss'][-10:]):.2f}",
+                     f"{p['syn_lr']:.3f}", "–" if p.get("moved_median") is None else f"{100 * p['moved_median']:.0f} %",
+                     f"{p['distill_seconds'] / 60:.1f}"])
+    table(rows, ["IPC", "experts", "iteration 0 (%)", f"iteration {_curve(pilots[0])[-1][0]} (%)", "gain (points)",
+                 "loss (first → last 10)", "syn_lr", "images moved (median ‖x−x₀‖/‖x₀‖)", "minutes"])
+
+
+def design_conclusions(pilots: list[dict], ctx, design) -> None:
+    """Which expert set improved the images most at each IPC, and the profile before and after."""
+    from ..settings import get_profile
+
+    out = []
+    for ipc in sorted({p["ipc"] for p in pilots}):
+        rows = [(p["experts"], _curve(p)) for p in pilots if p["ipc"] == ipc]
+        best = max(rows, key=lambda r: r[1][-1][1] - r[1][0][1])
+        out.append(f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the largest gain over the initialisation comes with "
+                   f"experts *{best[0]}*: {best[1][0][1]:.1f} → {best[1][-1][1]:.1f} % "
+                   f"({best[1][-1][1] - best[1][0][1]:+.1f} points, one run) in {best[1][-1][0]} iterations; "
+                   + "; ".join(f"*{name}*: {c[-1][1] - c[0][1]:+.1f}" for name, c in rows if name != best[0]) + ".")
+    old = get_profile(ctx.profile)
+    show("\n".join(out))
+    rows = [["evaluation", f"lr {old.eval.lr:g}, E = {old.eval_full_epochs:g}, {old.eval_min_epochs}–{old.eval_max_epochs} epochs, "
+             f"{old.runs} runs", f"lr {design.eval.lr:g}, E = {design.eval_full_epochs:g}, "
+             f"{design.eval_min_epochs}–{design.eval_max_epochs} epochs, {design.runs} runs"]]
+    for what, a, b in (("experts", old.distillation.expert, design.distillation.expert),
+                       ("distillation", old.distillation.distill, design.distillation.distill)):
+        changed = [f"{k} {getattr(a, k)} → {getattr(b, k)}" for k in a.__dataclass_fields__ if getattr(a, k) != getattr(b, k)]
+        rows.append([what, "", "; ".join(changed) or "unchanged"])
+    table(rows, ["part", f"`{ctx.profile}` as built so far", "redesigned"])
+
+
+# ----------------------------------------------------------------------------- distillation against selection
+
+def iteration_figure(rows: list[dict], ctx, max_ipc: int = 50):
+    """MTT's accuracy against distillation iteration (one run per point), beside its initialisation's band."""
+    small = [r for r in rows if r["ipc"] <= max_ipc] or rows[:1]
+    fig, axes = plt.subplots(1, len(small), figsize=(4 * len(small), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], small):
+        pts = sorted((int(k), v["accuracy"]["mean"]) for k, v in r["MTT"]["evals"].items())
+        ax.plot(*zip(*pts), "-o", label="MTT (1 run per point)")
+        m, s = r["Random"]["mean"], r["Random"]["std"]
+        ax.axhspan(m - s, m + s, color="0.85", label=f"its initialisation (n = {len(r['Random']['runs'])})")
+        ax.axhline(m, color="0.5", lw=1)
+        ax.set(title=f"IPC {r['ipc']} ({ratio(ctx.dataset, r['ipc'])})", xlabel="distillation iteration",
+               ylabel="test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+CROSSOVER = ("Random", "Sliding window", "MTT")
+
+
+def crossover_figure(rows: list[dict], ctx):
+    from .stats import paired
+
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.5))
+    ipcs = [r["ipc"] for r in rows]
+    for m, style in zip(CROSSOVER, (":^", "-.d", "--s")):
+        axes[0].errorbar(ipcs, [_final(r[m])["mean"] for r in rows], yerr=[_final(r[m])["std"] for r in rows], fmt=style,
+                         capsize=3, label=m)
+    axes[0].set(xscale="log", xlabel="images per class", ylabel="test accuracy (%)", title="accuracy")
+    for base, style in (("Random", "-o"), ("Sliding window", "-s")):
+        ps = [paired(_final(r["MTT"]), r[base]) for r in rows]
+        axes[1].errorbar(ipcs, [p.diff for p in ps], yerr=[[p.diff - p.low for p in ps], [p.high - p.diff for p in ps]],
+                         fmt=style, capsize=3, label=f"MTT − {base}")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set(xscale="log", xlabel="images per class", ylabel="paired difference (points, 95 % interval)",
+                title="distillation's advantage")
+    for ax in axes:
+        ax.set_xticks(ipcs, [str(i) for i in ipcs])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _final(r: dict) -> dict:
+    return r["final"] if "final" in r else r
+
+
+def crossover_table(rows: list[dict], ctx) -> None:
+    from .paper import fmt
+
+    out = []
+    for r in rows:
+        mtt = _final(r["MTT"])
+        out.append([f"{r['ipc']} ({ratio(ctx.dataset, r['ipc'])})", fmt(r["Random"]["mean"], r["Random"]["std"]),
+                    f"{fmt(r['Sliding window']['mean'], r['Sliding window']['std'])} (β {r['Sliding window']['beta']})",
+                    fmt(mtt["mean"], mtt["std"]), len(mtt["runs"]),
+                    f"{r['MTT']['syn_lr']:.3f}", "–" if r["MTT"].get("moved_median") is None
+                    else f"{100 * r['MTT']['moved_median']:.0f} %"])
+    table(out, ["IPC (ratio)", "random (its initialisation)", "best window (val)", "MTT", "runs", "learned syn_lr",
+                "images moved"])
+
+
+def crossover_conclusions(rows: list[dict], ctx) -> None:
+    from .stats import paired, phrase
+
+    out = []
+    for r in rows:
+        mtt = _final(r["MTT"])
+        out.append(f"- **IPC {r['ipc']} ({ratio(ctx.dataset, r['ipc'])})**: "
+                   f"{phrase(paired(mtt, r['Random']), 'MTT', 'its random initialisation')}; "
+                   f"{phrase(paired(mtt, r['Sliding window']), 'MTT', 'the best window')}.")
+    first, last = rows[0], rows[-1]
+    a = paired(_final(first["MTT"]), first["Random"])
+    b = paired(_final(last["MTT"]), last["Random"])
+    shrinks = a.low > b.high
+    out.append(f"\n**Does distillation's advantage shrink as IPC grows?** Over random selection it is {a} points at IPC "
+               f"{first['ipc']} and {b} at IPC {last['ipc']}: "
+               + ("the intervals do not overlap, so it shrinks (the crossover the paper starts from)."
+                  if shrinks else "the intervals overlap, so this build cannot say that it shrinks."))
     show("\n".join(out))

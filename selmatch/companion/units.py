@@ -18,6 +18,7 @@ import torch
 from .. import pipeline
 from ..artifacts import config_key
 from ..evaluate import selection_set
+from ..experts import ExpertConfig
 from ..data import DATASETS, ImageDataset, load_dataset
 from ..device import provenance
 from ..scores import load_scores
@@ -36,19 +37,36 @@ class Context:
     device: str = "cpu"
     results: str = "results"     # small, committed results: <results>/<profile>/<name>-<hash>.json
     runs: str = "runs"           # large artifacts, not committed
+    design: Profile | None = None    # a redesign of the profile (selmatch.settings.next_design); None = the profile
+
+    def __post_init__(self):
+        if self.design is not None and self.design.name != self.profile:
+            raise ValueError(f"design={self.design.name!r} is a design of another profile than profile={self.profile!r}")
 
     @property
     def prof(self) -> Profile:
-        return get_profile(self.profile)
+        return self.design or get_profile(self.profile)
 
     @property
     def root(self) -> Path:
         return Path(self.results) / self.profile
 
     def base(self) -> dict:
-        """What every result depends on; the profile's definition is hashed in (:meth:`Profile.key`), so
-        editing a profile recomputes its results instead of reusing stale ones."""
-        return {"profile": self.profile, "profile_config": self.prof.key(), "dataset": self.dataset, "seed": self.seed}
+        """What every result depends on. Each unit adds the parts of the profile it uses (:meth:`evaluation`,
+        the score, feature or expert recipe), so editing the evaluation recomputes every evaluated result
+        but not the scores, features or experts, and no result is reused with a stale recipe."""
+        return {"profile": self.profile, "dataset": self.dataset, "seed": self.seed}
+
+    def evaluation(self) -> dict:
+        """The profile's evaluation protocol (network recipe, budget rule, test sample), for every unit
+        that evaluates a set."""
+        p = self.prof
+        return {"eval": asdict(p.eval), "eval_full_epochs": p.eval_full_epochs, "eval_max_epochs": p.eval_max_epochs,
+                "eval_min_epochs": p.eval_min_epochs, "test_subset": p.test_subset}
+
+    def scores_recipe(self) -> dict:
+        """The network our forgetting scores come from (the test halves and coverage halves use them)."""
+        return {"scores": asdict(self.prof.scores)}
 
     def setting(self, ipc: int | None = None) -> Preset:
         """The experts and distillation at this profile for this dataset (known without loading it)."""
@@ -154,8 +172,10 @@ def test_hardness(ctx: Context) -> torch.Tensor:
 def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction",
                 augmentation: str = "dsa", runs: int | None = None) -> dict:
     runs = runs or ctx.prof.runs
-    config = {**ctx.base(), "ipc": ipc, "beta": beta, "score": score, "start_mode": start_mode,
+    config = {**ctx.base(), **ctx.evaluation(), "ipc": ipc, "beta": beta, "score": score, "start_mode": start_mode,
               "augmentation": augmentation, "runs": runs}
+    if score == "ours":
+        config.update(ctx.scores_recipe())
 
     def compute():
         ds = dataset(ctx.dataset)
@@ -177,7 +197,7 @@ def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", star
 
 def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | None = None) -> dict:
     runs = runs or ctx.prof.runs
-    config = {**ctx.base(), "ipc": ipc, "augmentation": augmentation, "runs": runs}
+    config = {**ctx.base(), **ctx.evaluation(), "ipc": ipc, "augmentation": augmentation, "runs": runs}
 
     def compute():
         ds = dataset(ctx.dataset)
@@ -188,10 +208,35 @@ def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | N
     return _cached(ctx, "random", config, compute)
 
 
+def eval_budget(ctx: Context, ipc: int, full_epochs: float, max_epochs: int | None = None, runs: int = 1,
+                lr: float | None = None) -> dict:
+    """A random class-balanced subset evaluated with a given training budget: ``full_epochs`` passes over the
+    whole training set's worth of images (epochs = full_epochs * N / subset size, at most ``max_epochs``).
+    ``lr`` replaces the recipe's learning rate. The pilot that chooses the profile's evaluation budget (its
+    key leaves the profile's own budget out)."""
+    prof = replace(ctx.prof, eval_full_epochs=full_epochs, eval_max_epochs=max_epochs)
+    if lr is not None:
+        prof = replace(prof, eval=prof.eval.with_(lr=lr))
+    config = {**ctx.base(), "eval": asdict(prof.eval), "eval_min_epochs": prof.eval_min_epochs,
+              "test_subset": prof.test_subset, "ipc": ipc, "full_epochs": full_epochs, "max_epochs": max_epochs,
+              "runs": runs}
+
+    def compute():
+        ds = dataset(ctx.dataset)
+        x, y, distilled = selection_set(ds, pipeline.initial_selection(ds, init="random", ipc=ipc, alpha=0.0,
+                                                                       seed=ctx.seed))
+        cfg = prof.eval_config(len(ds.y_train), len(x), ds.image_size)
+        res = pipeline.evaluate_set(ds, x, y, distilled, prof, runs=runs, seed=ctx.seed, device=ctx.device)
+        return {**res, "epochs": cfg.epochs, "steps": cfg.epochs * -(-len(x) // cfg.batch_size)}
+
+    return _cached(ctx, "eval_budget", config, compute)
+
+
 # ----------------------------------------------------------------------------- experts, features
 
-def experts(ctx: Context, ipc: int | None = None) -> Path:
-    cfg = ctx.setting(ipc).expert
+def experts(ctx: Context, ipc: int | None = None, cfg: ExpertConfig | None = None) -> Path:
+    """The expert trajectories of the profile's setting at ``ipc`` (or of ``cfg``), trained once into ``runs/``."""
+    cfg = cfg or ctx.setting(ipc).expert
     out = Path(ctx.runs) / "experts" / f"{ctx.dataset}-{config_key({**ctx.base(), 'expert': asdict(cfg)})}"
     if len(list(out.glob("expert_*.pt"))) < cfg.num_experts:
         pipeline.expert_trajectories(dataset(ctx.dataset), cfg, out, seed=ctx.seed, device=ctx.device, resume=True,
@@ -212,21 +257,32 @@ def coverage_probe(ctx: Context) -> pipeline.CoverageProbe:
 
 def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
                  start_mode: str = "fraction", augmentation: str = "combined", iterations: int | None = None,
-                 eval_at: tuple[int, ...] = (), with_coverage: bool = False, runs: int | None = None) -> dict:
+                 eval_at: tuple[int, ...] = (), with_coverage: bool = False, runs: int | None = None,
+                 expert: dict | None = None, distill: dict | None = None) -> dict:
     """Distill (window or random init), then evaluate the final set. ``eval_at`` records accuracy (1 run)
-    and, with ``with_coverage``, coverage at those iterations; they never choose the result."""
+    and, with ``with_coverage``, coverage at those iterations; they never choose the result.
+    ``expert`` and ``distill`` change fields of the profile's experts and distillation (the pilots that
+    chose the profile use them); the result's key holds the settings actually used."""
     runs = runs or ctx.prof.runs
     setting = ctx.setting(ipc)
     if iterations is not None:
-        setting = replace(setting, distill=setting.distill.with_(iterations=iterations))
-    config = {**ctx.base(), "ipc": ipc, "alpha": alpha, "beta": beta, "init": init, "score": score,
+        distill = {**(distill or {}), "iterations": iterations}
+    if expert:
+        setting = replace(setting, expert=replace(setting.expert, **expert))
+    if distill:
+        setting = replace(setting, distill=setting.distill.with_(**distill))
+    config = {**ctx.base(), **ctx.evaluation(), **ctx.scores_recipe(), "ipc": ipc, "alpha": alpha, "beta": beta,
+              "init": init, "score": score,
               "start_mode": start_mode, "augmentation": augmentation,
               # the memory mode computes the same gradients, so it is not part of what a result depends on
               "distill": {k: v for k, v in asdict(setting.distill).items() if k != "memory"},
               "expert": asdict(setting.expert), "eval_at": list(eval_at), "coverage": with_coverage, "runs": runs}
 
     # the distillation itself does not depend on how it is evaluated: one run folder serves all evaluations
-    run_key = {k: v for k, v in config.items() if k not in ("augmentation", "eval_at", "coverage", "runs")}
+    run_key = {k: v for k, v in config.items() if k not in ("augmentation", "eval_at", "coverage", "runs",
+                                                            *ctx.evaluation(), *ctx.scores_recipe())}
+    if score == "ours":
+        run_key.update(ctx.scores_recipe())
 
     def compute():
         ds = dataset(ctx.dataset)
@@ -241,12 +297,17 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
                 out["coverage"] = probe(images)
             return out
 
-        res = pipeline.distill_selection(ds, sel, experts(ctx, ipc), setting, seed=ctx.seed, device=ctx.device,
+        res = pipeline.distill_selection(ds, sel, experts(ctx, ipc, setting.expert), setting, seed=ctx.seed, device=ctx.device,
                                          out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}",
                                          resume=True, eval_at=eval_at, on_eval=on_eval)
         final = _eval(ctx, ds, res.images, res.labels, res.is_distilled, augmentation, runs, th)
+        x0 = selection_set(ds, sel)[0][-len(sel.distill_idx):] if len(sel.distill_idx) else None
+        moved = None
+        if x0 is not None:      # how far the distilled images went: ||x - x0|| / ||x0||, per image
+            d = res.images[res.is_distilled].flatten(1).cpu()
+            moved = ((d - x0.flatten(1)).norm(dim=1) / x0.flatten(1).norm(dim=1)).median().item()
         out = {"final": final, "syn_lr": res.syn_lr, "loss": res.history["loss"], "evals": res.history["evals"],
-               "distill_seconds": float(sum(res.history["seconds"]))}
+               "distill_seconds": float(sum(res.history["seconds"])), "moved_median": moved}
         if probe is not None:
             out["coverage"] = probe(res.images)
         return out
@@ -256,7 +317,8 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
 
 def random_coverage(ctx: Context, ipc: int) -> dict:
     """Coverage of the real data by a random class-balanced subset."""
-    config = {**ctx.base(), "ipc": ipc, "features": asdict(ctx.prof.features), "real": ctx.prof.coverage_real}
+    config = {**ctx.base(), **ctx.scores_recipe(), "ipc": ipc, "features": asdict(ctx.prof.features),
+              "real": ctx.prof.coverage_real}
 
     def compute():
         ds = dataset(ctx.dataset)
@@ -268,8 +330,8 @@ def random_coverage(ctx: Context, ipc: int) -> dict:
 
 def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction") -> dict:
     """Coverage of the real data by the window alone (SelMatch's iteration 0)."""
-    config = {**ctx.base(), "ipc": ipc, "beta": beta, "score": score, "start_mode": start_mode,
-              "features": asdict(ctx.prof.features), "real": ctx.prof.coverage_real}
+    config = {**ctx.base(), **ctx.scores_recipe(), "ipc": ipc, "beta": beta, "score": score,
+              "start_mode": start_mode, "features": asdict(ctx.prof.features), "real": ctx.prof.coverage_real}
 
     def compute():
         ds = dataset(ctx.dataset)
