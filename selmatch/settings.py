@@ -16,6 +16,7 @@ is applied here, once, to every network a profile trains.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 
 from .artifacts import config_key
@@ -198,6 +199,15 @@ def next_design(name: str) -> Profile:
     return NEXT_DESIGN.get(name) or get_profile(name)
 
 
+def design_requested() -> bool:
+    """``SELMATCH_DESIGN=next``: compute every page at the redesign (the staged recompute of the book; a
+    plain build keeps the profile as it is until the redesign replaces it)."""
+    value = os.environ.get("SELMATCH_DESIGN", "")
+    if value not in ("", "next"):
+        raise ValueError(f"SELMATCH_DESIGN={value!r} is not understood; valid: 'next' or unset")
+    return value == "next"
+
+
 PRESETS: dict[str, Preset] = {**PAPER_SETTINGS, **{name: p.distillation for name, p in PROFILES.items()
                                                    if p.distillation is not None}}
 
@@ -247,7 +257,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "expert_variants": [{}, {"max_per_class": None},
                                                {"model": "convnet", "max_per_class": None}],
                            "distill_ipcs": [10, 250], "pilot_iterations": 300},
-        "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.0, 0.4, 0.8], "eval_at": [0, 100, 200, 300]},
+        "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300]},
     },
     "paper": {   # the paper's budgets and sweeps (a GPU's work: see the main-results page)
         "02_sliding_window": {"ipcs": [250, 500, 1000, 1500], "betas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
@@ -265,9 +275,22 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
 }
 
 
+# The grids of the redesigned profiles (used with ``SELMATCH_DESIGN=next``; they replace NOTEBOOK_GRIDS[name]
+# when the redesign replaces the profile). Pages absent here keep their grid.
+NEXT_GRIDS: dict[str, dict[str, dict]] = {
+    "cpu": {
+        "03_coverage": {"ipcs": [250, 500], "betas": [0.6, 0.8], "alpha": 0.25, "eval_at": [0, 100, 200, 300]},
+    },
+}
+
+
 def notebook_parameters(notebook: str, profile: str, **given) -> dict:
-    """``given`` with every ``None`` replaced by the profile's grid value for ``notebook``."""
-    grid = NOTEBOOK_GRIDS.get(get_profile(profile).name, {}).get(notebook, {})
+    """``given`` with every ``None`` replaced by the profile's grid value for ``notebook`` (the redesign's grid
+    with ``SELMATCH_DESIGN=next``)."""
+    name = get_profile(profile).name
+    grid = NOTEBOOK_GRIDS.get(name, {}).get(notebook, {})
+    if design_requested():
+        grid = NEXT_GRIDS.get(name, {}).get(notebook, grid)
     missing = [k for k, v in given.items() if v is None and k not in grid]
     if missing:
         raise ValueError(f"notebook {notebook} has no {profile!r} default for {', '.join(missing)}; pass them "

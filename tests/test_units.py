@@ -54,3 +54,18 @@ def test_next_design_is_the_profile_where_no_redesign_is_under_way():
         assert design.name == name and design != get_profile(name)
     with pytest.raises(ValueError, match="profile='nope' is unknown"):
         next_design("nope")
+
+
+def test_selmatch_design_next_moves_every_page_to_the_redesign(monkeypatch):
+    from selmatch.companion.units import env_context
+    from selmatch.settings import NEXT_DESIGN, NEXT_GRIDS, NOTEBOOK_GRIDS, notebook_parameters
+
+    assert env_context(profile="cpu").design is None
+    monkeypatch.setenv("SELMATCH_DESIGN", "next")
+    assert env_context(profile="cpu").prof is NEXT_DESIGN["cpu"]
+    assert env_context(profile="smoke").design is None           # no redesign under way
+    page, grid = next(iter(NEXT_GRIDS["cpu"].items()))
+    assert notebook_parameters(page, "cpu", **{k: None for k in grid}) == grid != NOTEBOOK_GRIDS["cpu"][page]
+    monkeypatch.setenv("SELMATCH_DESIGN", "nest")
+    with pytest.raises(ValueError, match="SELMATCH_DESIGN='nest' is not understood"):
+        env_context(profile="cpu")

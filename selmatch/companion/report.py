@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 
 from ..data import DATASETS
 from .paper import fmt, paper_value
+from .stats import RULE, paired, phrase
 
 N_TRAIN = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000, "tinyimagenet-c10": 5_000,
            "mnist5k": 4_000}
@@ -206,26 +207,24 @@ def window_conclusions(rows: list[dict], rand: dict, ctx) -> None:
             continue
         best, r = best_by_val(frac), rand[ipc]
         hardest = min(frac, key=lambda x: x["beta"])
-        verdict = "beats" if best["mean"] - best["std"] > r["mean"] + r["std"] else \
-            "is below" if best["mean"] + best["std"] < r["mean"] - r["std"] else "is within noise of"
         line = (f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the best window (β = {best['beta']}, chosen on the "
-                f"validation half) reaches {fmt(best['mean'], best['std'])} % and {verdict} random selection "
-                f"({fmt(r['mean'], r['std'])} %); the hardest window (β = {hardest['beta']}) gives {fmt(hardest['mean'], hardest['std'])} %.")
+                f"validation half) reaches {fmt(best['mean'], best['std'])} % against random selection's "
+                f"{fmt(r['mean'], r['std'])} %: {phrase(paired(best, r), 'the window', 'random')}; the hardest window "
+                f"(β = {hardest['beta']}) gives {fmt(hardest['mean'], hardest['std'])} %.")
         if code:
             best_code = best_by_val(code)
             line += (f" Read as the official code does (start = int(ipc·β)), the best window reaches "
                      f"{fmt(best_code['mean'], best_code['std'])} %.")
         out.append(line)
-    show("\n".join(out))
+    show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
 
 
 def _compare(a: dict, b: dict) -> str:
-    """'above' / 'below' when the ± one-std intervals do not overlap, else 'within noise of'."""
-    if a["mean"] - a["std"] > b["mean"] + b["std"]:
-        return "above"
-    if a["mean"] + a["std"] < b["mean"] - b["std"]:
-        return "below"
-    return "within noise of"
+    """The verdict on the paired difference ``a - b`` (:mod:`selmatch.companion.stats`), with its interval:
+    'above (+1.2 [+0.3, +2.1])', 'below (...)' or 'not distinguishable from (...)'."""
+    p = paired(a, b)
+    word = {"above": "above", "below": "below", "no difference": "not distinguishable from"}[p.verdict]
+    return f"{word} ({p})"
 
 
 def coverage_conclusions(rows: list[dict], trace: dict, ipc: int, ctx) -> None:
@@ -275,7 +274,7 @@ def ablation_conclusions(alpha_rows: list[dict], aug: dict, init: dict, ipc: int
         w, r = init["window"], init["random"]
         out.append(f"- **Initialisation, IPC {ipc}**: window {fmt(w['mean'], w['std'])} % against random "
                    f"{fmt(r['mean'], r['std'])} % — the window is {_compare(w, r)} random.")
-    show("\n".join(out))
+    show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
 
 
 def main_conclusions(results: dict, ctx) -> None:
@@ -292,7 +291,7 @@ def main_conclusions(results: dict, ctx) -> None:
         sm = by["SelMatch"]
         line += ". SelMatch is " + ", ".join(f"{_compare(sm, by[m])} {m}" for m in METHODS if m != "SelMatch") + "."
         out.append(line)
-    show("\n".join(out))
+    show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
 
 
 # ----------------------------------------------------------------------------- the cpu profile's pilots
@@ -302,14 +301,14 @@ def budget_figure(big: list[dict], small: list[dict], ctx):
     right: small subsets, by the epoch cap)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in big}):
-        pts = sorted((r["budget"], r["mean"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
+        pts = sorted((r["budget"], r["val"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
         axes[0].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}")
     axes[0].set(xscale="log", xlabel="budget E (passes over the training set's worth of images)",
-                ylabel="test accuracy (%)", title="random subsets: budget")
+                ylabel="validation accuracy (%)", title="random subsets: budget")
     for ipc in sorted({r["ipc"] for r in small}):
-        pts = sorted((r["max_epochs"], r["mean"]) for r in small if r["ipc"] == ipc)
+        pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc)
         axes[1].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)})")
-    axes[1].set(xscale="log", xlabel="epochs (the cap binds for small subsets)", ylabel="test accuracy (%)",
+    axes[1].set(xscale="log", xlabel="epochs (the cap binds for small subsets)", ylabel="validation accuracy (%)",
                 title="small random subsets: epochs")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -330,15 +329,15 @@ def plateau(points: list[tuple[float, float]], gain: float = 1.0) -> float:
 def budget_conclusions(big: list[dict], small: list[dict], ctx, design) -> None:
     out = []
     for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in big}):
-        pts = sorted((r["budget"], r["mean"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
+        pts = sorted((r["budget"], r["val"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: "
                    + ", ".join(f"E = {b:g}: {a:.1f} %" for b, a in pts)
                    + f"; the next budget adds less than 1 point from E = {plateau(pts):g}.")
     for ipc in sorted({r["ipc"] for r in small}):
-        pts = sorted((r["max_epochs"], r["mean"]) for r in small if r["ipc"] == ipc)
+        pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc)
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}): " + ", ".join(f"{b} epochs: {a:.1f} %" for b, a in pts)
                    + f"; more epochs add less than 1 point from {plateau(pts):g}.")
-    out.append(f"\nOne run per point (the evaluation seed is the same for every point). **Chosen:** lr "
+    out.append(f"\nValidation half (the split that chose), one run per point with the same evaluation seed. **Chosen:** lr "
                f"{design.eval.lr:g}, budget E = {design.eval_full_epochs:g}, at most {design.eval_max_epochs} and at "
                f"least {design.eval_min_epochs} epochs, {design.runs} runs per evaluated set.")
     show("\n".join(out))
@@ -361,7 +360,8 @@ def setting_table(preset, title: str) -> None:
 
 
 def _curve(res: dict) -> list[tuple[int, float]]:
-    return sorted((int(k), v["accuracy"]["mean"]) for k, v in res["evals"].items())
+    """Validation accuracy (the split that chose the profile) against iteration."""
+    return sorted((int(k), v["accuracy"]["val"]) for k, v in res["evals"].items())
 
 
 def pilot_figure(pilots: list[dict], ctx):
@@ -375,7 +375,7 @@ def pilot_figure(pilots: list[dict], ctx):
             smooth = [sum(loss[i:i + w]) / len(loss[i:i + w]) for i in range(0, len(loss), w)]
             axes[1][col].plot([i + w / 2 for i in range(0, len(loss), w)], smooth, label=p["experts"])
         axes[0][col].set(title=f"MTT, IPC {ipc} ({ratio(ctx.dataset, ipc)})", xlabel="distillation iteration",
-                         ylabel="test accuracy (%, 1 run)")
+                         ylabel="validation accuracy (%, 1 run)")
         axes[1][col].set(xlabel="distillation iteration", ylabel="matching loss (mean over a window)")
         for ax in (axes[0][col], axes[1][col]):
             ax.grid(alpha=0.3)
@@ -392,7 +392,7 @@ def pilot_table(pilots: list[dict], ctx) -> None:
                      f"{c[-1][1] - c[0][1]:+.1f}", f"{p['loss'][0]:.2f} → {sum(p['loss'][-10:]) / len(p['loss'][-10:]):.2f}",
                      f"{p['syn_lr']:.3f}", "–" if p.get("moved_median") is None else f"{100 * p['moved_median']:.0f} %",
                      f"{p['distill_seconds'] / 60:.1f}"])
-    table(rows, ["IPC", "experts", "iteration 0 (%)", f"iteration {_curve(pilots[0])[-1][0]} (%)", "gain (points)",
+    table(rows, ["IPC", "experts", "iteration 0 (val %)", f"iteration {_curve(pilots[0])[-1][0]} (val %)", "gain (points)",
                  "loss (first → last 10)", "syn_lr", "images moved (median ‖x−x₀‖/‖x₀‖)", "minutes"])
 
 
@@ -406,7 +406,7 @@ def design_conclusions(pilots: list[dict], ctx, design) -> None:
         best = max(rows, key=lambda r: r[1][-1][1] - r[1][0][1])
         out.append(f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the largest gain over the initialisation comes with "
                    f"experts *{best[0]}*: {best[1][0][1]:.1f} → {best[1][-1][1]:.1f} % "
-                   f"({best[1][-1][1] - best[1][0][1]:+.1f} points, one run) in {best[1][-1][0]} iterations; "
+                   f"({best[1][-1][1] - best[1][0][1]:+.1f} points on the validation half, one run) in {best[1][-1][0]} iterations; "
                    + "; ".join(f"*{name}*: {c[-1][1] - c[0][1]:+.1f}" for name, c in rows if name != best[0]) + ".")
     old = get_profile(ctx.profile)
     show("\n".join(out))

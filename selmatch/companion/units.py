@@ -22,7 +22,7 @@ from ..experts import ExpertConfig
 from ..data import DATASETS, ImageDataset, load_dataset
 from ..device import provenance
 from ..scores import load_scores
-from ..settings import Preset, Profile, get_profile
+from ..settings import Preset, Profile, design_requested, get_profile, next_design
 from .cache import cached
 
 
@@ -356,8 +356,13 @@ def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore",
 
 
 def env_context(**overrides) -> Context:
-    """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this)."""
+    """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this), at the
+    profile's redesign with ``SELMATCH_DESIGN=next`` (:func:`selmatch.settings.design_requested`)."""
     roots = {"results": os.environ.get("SELMATCH_RESULTS", "results"), "runs": os.environ.get("SELMATCH_RUNS", "runs")}
+    if design_requested() and overrides.get("design") is None:
+        overrides["design"] = next_design(overrides.get("profile", "smoke"))
+        if overrides["design"] is get_profile(overrides.get("profile", "smoke")):
+            overrides["design"] = None
     return Context(**{**roots, **overrides})
 
 
