@@ -305,9 +305,9 @@ def budget_figure(big: list[dict], small: list[dict], ctx):
         axes[0].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}")
     axes[0].set(xscale="log", xlabel="budget E (passes over the training set's worth of images)",
                 ylabel="validation accuracy (%)", title="random subsets: budget")
-    for ipc in sorted({r["ipc"] for r in small}):
-        pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc)
-        axes[1].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)})")
+    for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in small}):
+        pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc and r["lr"] == lr)
+        axes[1].plot(*zip(*pts), "-o", label=f"IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}")
     axes[1].set(xscale="log", xlabel="epochs (the cap binds for small subsets)", ylabel="validation accuracy (%)",
                 title="small random subsets: epochs")
     for ax in axes:
@@ -333,9 +333,9 @@ def budget_conclusions(big: list[dict], small: list[dict], ctx, design) -> None:
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: "
                    + ", ".join(f"E = {b:g}: {a:.1f} %" for b, a in pts)
                    + f"; the next budget adds less than 1 point from E = {plateau(pts):g}.")
-    for ipc in sorted({r["ipc"] for r in small}):
-        pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc)
-        out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}): " + ", ".join(f"{b} epochs: {a:.1f} %" for b, a in pts)
+    for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in small}):
+        pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc and r["lr"] == lr)
+        out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: " + ", ".join(f"{b} epochs: {a:.1f} %" for b, a in pts)
                    + f"; more epochs add less than 1 point from {plateau(pts):g}.")
     out.append(f"\nValidation half (the split that chose), one run per point with the same evaluation seed. **Chosen:** lr "
                f"{design.eval.lr:g}, budget E = {design.eval_full_epochs:g}, at most {design.eval_max_epochs} and at "

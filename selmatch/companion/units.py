@@ -209,12 +209,13 @@ def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | N
 
 
 def eval_budget(ctx: Context, ipc: int, full_epochs: float, max_epochs: int | None = None, runs: int = 1,
-                lr: float | None = None) -> dict:
+                lr: float | None = None, min_epochs: int = 10) -> dict:
     """A random class-balanced subset evaluated with a given training budget: ``full_epochs`` passes over the
-    whole training set's worth of images (epochs = full_epochs * N / subset size, at most ``max_epochs``).
+    whole training set's worth of images (epochs = full_epochs * N / subset size, at most ``max_epochs``, at
+    least ``min_epochs``).
     ``lr`` replaces the recipe's learning rate. The pilot that chooses the profile's evaluation budget (its
     key leaves the profile's own budget out)."""
-    prof = replace(ctx.prof, eval_full_epochs=full_epochs, eval_max_epochs=max_epochs)
+    prof = replace(ctx.prof, eval_full_epochs=full_epochs, eval_max_epochs=max_epochs, eval_min_epochs=min_epochs)
     if lr is not None:
         prof = replace(prof, eval=prof.eval.with_(lr=lr))
     config = {**ctx.base(), "eval": asdict(prof.eval), "eval_min_epochs": prof.eval_min_epochs,
