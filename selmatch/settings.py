@@ -192,7 +192,13 @@ CPU_NEXT = replace(
     # off by 500 epochs; at 30 % accuracy still rises at the largest budget tried (27 epochs), hence a
     # floor of 30 epochs, which binds from about 13 % up. Five runs per evaluated set, paired by seed.
     eval=PROFILES["cpu"].eval.with_(lr=0.03),
-    runs=5, eval_full_epochs=4.0, eval_max_epochs=500, eval_min_epochs=30)
+    runs=5, eval_full_epochs=4.0, eval_max_epochs=500, eval_min_epochs=30,
+    # the experts: the evaluation's own network (ConvNet with instance norm, as MTT matches and evaluates)
+    # on every training image, and 300 iterations (the pilots' length): the largest gain of the pilots
+    distillation=replace(CPU_DISTILL, expert=replace(CPU_DISTILL.expert, model="convnet", max_per_class=None),
+                         distill=replace(CPU_DISTILL.distill, iterations=300)))
+CPU_NEXT = replace(CPU_NEXT, distillation_64=replace(
+    CPU_NEXT.distillation, distill=replace(CPU_NEXT.distillation.distill, iterations=200, batch_syn=64)))
 
 NEXT_DESIGN: dict[str, Profile] = {"cpu": CPU_NEXT}
 
