@@ -1,0 +1,80 @@
+"""What each analysis page computes, as one function per page: the page's notebook calls it with its
+parameters, and the claims page calls it again (reading the same cached results) to test the paper's
+claims. Nothing is computed twice: every value comes from a cached unit of :mod:`.units`.
+"""
+from __future__ import annotations
+
+from .report import best_by_val
+from .units import (Context, best_beta, random_coverage, random_eval, selmatch_run, window_coverage,
+                    window_eval)
+
+
+def sliding_window(ctx: Context, ipcs: list[int], betas: list[float], code_betas: list[float] | None,
+                   score: str = "cscore", log=print) -> tuple[list[dict], dict]:
+    """Notebook 02: every window (both readings of β) and the random subset, per IPC."""
+    rows, rand = [], {}
+    for ipc in ipcs:
+        rand[ipc] = random_eval(ctx, ipc)["result"]
+        for mode in ("fraction", "ipc"):
+            for beta in (betas if mode == "fraction" or code_betas is None else code_betas):
+                try:
+                    r = window_eval(ctx, ipc, beta, score, mode)["result"]
+                except ValueError as err:          # the window would run past the end of the class
+                    log(f"skip ipc={ipc} beta={beta} ({mode}): {str(err)[:60]}...")
+                    continue
+                rows.append({"ipc": ipc, "start_mode": mode, "beta": beta, **r})
+    return rows, rand
+
+
+def coverage(ctx: Context, ipcs: list[int], alpha: float, betas: list[float], eval_at: list[int]) -> tuple[list[dict], dict]:
+    """Notebook 03: coverage of random, window, MTT and SelMatch sets per IPC, and the coverage of MTT and
+    SelMatch along the distillation at the largest IPC."""
+    rows = []
+    for ipc in ipcs:
+        beta = best_beta(ctx, ipc, betas)["beta"]
+        at = tuple(eval_at) if ipc == ipcs[-1] else ()   # the largest budget also records its trajectory
+        mtt = selmatch_run(ctx, ipc, 1.0, 0.0, init="random", eval_at=at, with_coverage=True)["result"]
+        sm = selmatch_run(ctx, ipc, alpha, beta, eval_at=at, with_coverage=True)["result"]
+        rows.append({"ipc": ipc, "beta": beta, "random": random_coverage(ctx, ipc)["result"],
+                     "window": window_coverage(ctx, ipc, beta)["result"], "MTT": mtt["coverage"],
+                     "SelMatch": sm["coverage"], "acc": {"MTT": mtt["final"], "SelMatch": sm["final"]}})
+    ipc = ipcs[-1]
+    beta = best_beta(ctx, ipc, betas)["beta"]
+    trace = {name: selmatch_run(ctx, ipc, a, b, init=init, eval_at=tuple(eval_at), with_coverage=True)["result"]
+             for name, a, b, init in (("MTT", 1.0, 0.0, "random"), ("SelMatch", alpha, beta, "window"))}
+    return rows, trace
+
+
+def ablations(ctx: Context, ipcs: list[int], alphas: list[float], betas: list[float], alpha_fixed: float) -> dict:
+    """Notebook 04: α per IPC; augmentation and initialisation at the largest IPC and ``alpha_fixed``."""
+    beta = {ipc: best_beta(ctx, ipc, betas)["beta"] for ipc in ipcs}
+    alpha_rows = [{"ipc": ipc, "alpha": a, **selmatch_run(ctx, ipc, a, beta[ipc])["result"]["final"]}
+                  for ipc in ipcs for a in alphas]
+    ipc = ipcs[-1]
+    aug = {a: selmatch_run(ctx, ipc, alpha_fixed, beta[ipc], augmentation=a)["result"]["final"]
+           for a in ("combined", "dsa", "simple")}
+    init = {i: selmatch_run(ctx, ipc, alpha_fixed, beta[ipc], init=i)["result"]["final"] for i in ("window", "random")}
+    return {"beta": beta, "alpha_rows": alpha_rows, "ipc": ipc, "aug": aug, "init": init}
+
+
+def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list[float] | float,
+                 score: str = "cscore") -> dict:
+    """Notebooks 05 and 06: random, the best window, MTT and SelMatch (best α on validation) per IPC."""
+    alphas = alphas if isinstance(alphas, list) else [alphas]
+    results = {}
+    for ipc in ipcs:
+        window = best_beta(ctx, ipc, betas, score=score)
+        sm = [{"alpha": a, **selmatch_run(ctx, ipc, a, window["beta"], score=score)["result"]["final"]}
+              for a in alphas]
+        results[ipc] = {"Random": random_eval(ctx, ipc)["result"], "Sliding window": window,
+                        "MTT": selmatch_run(ctx, ipc, 1.0, 0.0, init="random")["result"]["final"],
+                        "SelMatch": best_by_val(sm)}
+    return results
+
+
+def crossover(ctx: Context, ipcs: list[int], betas: list[float], eval_at: list[int]) -> list[dict]:
+    """Notebook 09: MTT from random real images (DSA evaluation, as MTT's), that initialisation, and the
+    best window, per IPC."""
+    return [{"ipc": ipc, "Random": random_eval(ctx, ipc)["result"],
+             "MTT": selmatch_run(ctx, ipc, 1.0, 0.0, init="random", augmentation="dsa", eval_at=tuple(eval_at))["result"],
+             "Sliding window": best_beta(ctx, ipc, betas)} for ipc in ipcs]
