@@ -293,13 +293,17 @@ NEXT_GRIDS: dict[str, dict[str, dict]] = {
 }
 
 
+def page_grid(notebook: str, profile: str) -> dict:
+    """The profile's grid for ``notebook`` (the redesign's grid with ``SELMATCH_DESIGN=next``)."""
+    name = get_profile(profile).name
+    grid = NOTEBOOK_GRIDS.get(name, {}).get(notebook, {})
+    return NEXT_GRIDS.get(name, {}).get(notebook, grid) if design_requested() else grid
+
+
 def notebook_parameters(notebook: str, profile: str, **given) -> dict:
     """``given`` with every ``None`` replaced by the profile's grid value for ``notebook`` (the redesign's grid
     with ``SELMATCH_DESIGN=next``)."""
-    name = get_profile(profile).name
-    grid = NOTEBOOK_GRIDS.get(name, {}).get(notebook, {})
-    if design_requested():
-        grid = NEXT_GRIDS.get(name, {}).get(notebook, grid)
+    grid = page_grid(notebook, profile)
     missing = [k for k, v in given.items() if v is None and k not in grid]
     if missing:
         raise ValueError(f"notebook {notebook} has no {profile!r} default for {', '.join(missing)}; pass them "

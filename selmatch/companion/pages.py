@@ -84,28 +84,17 @@ CLAIM_PAGES = ("02_sliding_window", "03_coverage", "04_ablations", "05_main_resu
 
 
 def page_data(profile: str, dataset: str = "cifar10", seed: int = 0, device: str = "cpu") -> dict:
-    """Every page's data with the page's own grid (:func:`selmatch.settings.notebook_parameters`) and
-    context (the crossover is computed at the profile's redesign, as its page is)."""
-    from ..settings import next_design, notebook_parameters
+    """Every page's data with the page's own grid (:func:`selmatch.settings.page_grid`) and context (the
+    crossover is computed at the profile's redesign, as its page is)."""
+    from ..settings import next_design, page_grid
     from .units import env_context
 
     ctx = env_context(profile=profile, dataset=dataset, seed=seed, device=device)
     design = env_context(profile=profile, dataset=dataset, seed=seed, device=device, design=next_design(profile))
-    grid = {name: notebook_parameters(name, profile, **{k: None for k in _grid_keys(name, profile)})
-            for name in CLAIM_PAGES}
+    grid = {name: page_grid(name, profile) for name in CLAIM_PAGES}
     g = grid["02_sliding_window"]
     return {"02_sliding_window": sliding_window(ctx, g["ipcs"], g["betas"], g["code_betas"], log=lambda m: None),
             "03_coverage": coverage(ctx, **grid["03_coverage"]),
             "04_ablations": ablations(ctx, **grid["04_ablations"]),
             "05_main_results": main_results(ctx, **grid["05_main_results"]),
             "09_crossover": crossover(design, **grid["09_crossover"])}
-
-
-def _grid_keys(name: str, profile: str) -> list[str]:
-    from ..settings import NEXT_GRIDS, NOTEBOOK_GRIDS, design_requested, get_profile
-
-    p = get_profile(profile).name
-    grid = NOTEBOOK_GRIDS.get(p, {}).get(name, {})
-    if design_requested():
-        grid = NEXT_GRIDS.get(p, {}).get(name, grid)
-    return list(grid)
