@@ -510,3 +510,14 @@ def crossover_conclusions(rows: list[dict], ctx) -> None:
                + ("the intervals do not overlap, so it shrinks (the crossover the paper starts from)."
                   if shrinks else "the intervals overlap, so this build cannot say that it shrinks."))
     show("\n".join(out))
+
+
+# ----------------------------------------------------------------------------- the claims page
+
+def claims_table(claims: list[dict], ctx) -> None:
+    """The claims page's table: one row per claim, with a count of verdicts under it."""
+    rows = [[c["id"], c["claim"], c["statistic"], f"**{c['verdict']}**", c["paper"], f"{{doc}}`{c['page']}`"]
+            for c in claims]
+    table(rows, ["", "claim", f"ours ({ctx.profile}, {ctx.dataset})", "verdict", "paper", "page"])
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in dict.fromkeys(c["verdict"] for c in claims)}
+    show(", ".join(f"{n} {v}" for v, n in counts.items()) + f" — of {len(claims)} claims.")
