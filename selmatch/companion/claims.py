@@ -20,6 +20,7 @@ from .report import best_by_val, ratio
 from .stats import paired
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not decided"
+FIGURE = "a figure (values not read)"
 
 
 @dataclass(frozen=True)
@@ -171,28 +172,28 @@ def _paper_gap_shrinks(dataset: str) -> str:
 
 CLAIMS: list[Claim] = [
     Claim("a", "The window start changes accuracy strongly at 5–10 %.", "02_sliding_window",
-          lambda d: f"5 %: best window {_table1_gap('Sliding window', 'Forgetting (hardest)', d, (250,))} over the "
-                    "hardest images", _window_start_matters),
+          lambda d: f"best window − hardest images at {_table1_gap('Sliding window', 'Forgetting (hardest)', d, (250,))}",
+          _window_start_matters),
     Claim("b", "The best window gets harder (smaller β) as the ratio grows.", "02_sliding_window",
           lambda d: "β 0.5 → 0.3 → 0.2 → 0.2 at 5 / 10 / 20 / 30 % (official settings)" if d == "cifar10" else "–",
           _best_window_harder),
     Claim("c", "The best window beats random selection at every ratio.", "05_main_results",
           lambda d: _table1_gap("Sliding window", "Random", d, (250, 500, 1000, 1500)), _window_beats_random),
     Claim("d", "At larger IPC MTT covers the real data less than a random subset, and covers hard samples less than "
-               "easy ones.", "03_coverage", lambda d: "figure only", _mtt_coverage),
+               "easy ones.", "03_coverage", lambda d: FIGURE, _mtt_coverage),
     Claim("e", "MTT's coverage of hard samples falls over distillation iterations while SelMatch's holds.",
-          "03_coverage", lambda d: "figure only", _coverage_over_iterations),
+          "03_coverage", lambda d: FIGURE, _coverage_over_iterations),
     Claim("f", "SelMatch narrows MTT's accuracy gap on the hard half of the test set.", "03_coverage",
-          lambda d: "figure only", _hard_half_gap),
+          lambda d: FIGURE, _hard_half_gap),
     Claim("g", "Distillation's advantage over selection shrinks as IPC grows.", "09_crossover",
           _paper_gap_shrinks, _advantage_shrinks),
     Claim("h", "SelMatch beats random, the best window and MTT at 5–30 %.", "05_main_results",
           lambda d: "vs MTT " + _table1_gap("SelMatch", "MTT", d, (250, 500, 1000, 1500)), _selmatch_beats_all),
     Claim("i", "An intermediate α beats α = 0 (selection only) and α = 1 (everything distilled).", "04_ablations",
-          lambda d: "figure only", _intermediate_alpha),
+          lambda d: FIGURE, _intermediate_alpha),
     Claim("j", "The selection-based initialisation beats a random one at the same α.", "04_ablations",
-          lambda d: "figure only", _selected_init),
-    Claim("k", "Combined augmentation beats DSA.", "04_ablations", lambda d: "figure only", _combined_augmentation),
+          lambda d: FIGURE, _selected_init),
+    Claim("k", "Combined augmentation beats DSA.", "04_ablations", lambda d: FIGURE, _combined_augmentation),
 ]
 
 
