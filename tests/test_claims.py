@@ -1,0 +1,45 @@
+"""selmatch.companion.claims: each claim's verdict follows the paired rule on its page's data."""
+from selmatch.companion.claims import CLAIMS, FAILS, HOLDS, UNDECIDED, combine, evaluate_claims
+
+
+def ev(runs, val=None):
+    return {"mean": sum(runs) / len(runs), "std": 0.0, "runs": runs, "val": val if val is not None else runs[0]}
+
+
+def test_combine_needs_every_part_as_claimed():
+    assert combine(["above", "above"]) == HOLDS
+    assert combine(["above", "no difference"]) == UNDECIDED
+    assert combine(["above", "below"]) == FAILS
+    assert combine([]) == UNDECIDED
+
+
+def test_advantage_shrinks_only_when_the_intervals_separate():
+    base = [10.0, 12.0, 11.0, 13.0, 12.0]
+    big = [x + 20 + 0.2 * i for i, x in enumerate(base)]
+    small = [x + 1 + 0.3 * i for i, x in enumerate(base)]
+    data = {"09_crossover": [{"ipc": 1, "MTT": {"final": ev(big)}, "Random": ev(base)},
+                             {"ipc": 500, "MTT": {"final": ev(small)}, "Random": ev(base)}]}
+    row = {r["id"]: r for r in evaluate_claims(data, "cifar10")}["g"]
+    assert row["verdict"] == HOLDS and "IPC 1" in row["statistic"] and "IPC 500" in row["statistic"]
+    data["09_crossover"].reverse()
+    assert {r["id"]: r for r in evaluate_claims(data, "cifar10")}["g"]["verdict"] == FAILS
+
+
+def test_intermediate_alpha_against_both_ends():
+    base = [50.0, 52.0, 49.0]
+    rows = [{"ipc": 250, "alpha": 0.0, **ev(base)}, {"ipc": 250, "alpha": 1.0, **ev([b - 3 for b in base])},
+            {"ipc": 250, "alpha": 0.25, **ev([b + 2 + 0.1 * i for i, b in enumerate(base)], val=99.0)}]
+    data = {"04_ablations": {"alpha_rows": rows, "ipc": 250, "aug": {"combined": ev(base), "dsa": ev(base)},
+                             "init": {"window": ev(base), "random": ev(base)}, "beta": {250: 0.6}}}
+    by = {r["id"]: r for r in evaluate_claims(data, "cifar10")}
+    assert by["i"]["verdict"] == HOLDS
+    assert by["k"]["verdict"] == UNDECIDED            # identical runs: the interval is [0, 0]
+    assert by["a"]["verdict"] == "not tested" and by["a"]["statistic"] == "–"
+
+
+def test_every_claim_names_a_page_with_a_notebook():
+    from selmatch.companion.book import ROOT
+
+    assert len({c.id for c in CLAIMS}) == len(CLAIMS) >= 11
+    for c in CLAIMS:
+        assert (ROOT / "notebooks" / f"{c.page}.md").exists(), c.page
