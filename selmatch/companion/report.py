@@ -408,6 +408,11 @@ def design_conclusions(pilots: list[dict], ctx, design) -> None:
                    f"experts *{best[0]}*: {best[1][0][1]:.1f} → {best[1][-1][1]:.1f} % "
                    f"({best[1][-1][1] - best[1][0][1]:+.1f} points on the validation half, one run) in {best[1][-1][0]} iterations; "
                    + "; ".join(f"*{name}*: {c[-1][1] - c[0][1]:+.1f}" for name, c in rows if name != best[0]) + ".")
+        if all(c[-1][1] < c[0][1] for _, c in rows):
+            out.append(f"  At IPC {ipc} every expert set *lowers* accuracy below the real images it started from. "
+                       "Why is open: fewer student steps per image as the set grows, too short or too few experts, "
+                       "too high an image learning rate are candidate explanations, and hypotheses until a "
+                       "distillation-budget sweep tests them (none has run at this profile yet).")
     old = get_profile(ctx.profile)
     show("\n".join(out))
     rows = [["evaluation", f"lr {old.eval.lr:g}, E = {old.eval_full_epochs:g}, {old.eval_min_epochs}–{old.eval_max_epochs} epochs, "
