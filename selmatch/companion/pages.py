@@ -45,8 +45,10 @@ def coverage(ctx: Context, ipcs: list[int], alpha: float, betas: list[float], ev
     return rows, trace
 
 
-def ablations(ctx: Context, ipcs: list[int], alphas: list[float], betas: list[float], alpha_fixed: float) -> dict:
-    """Notebook 04: α per IPC; augmentation and initialisation at the largest IPC and ``alpha_fixed``."""
+def ablations(ctx: Context, ipcs: list[int], alphas: list[float], betas: list[float], alpha_fixed: float,
+              distill_budgets: list[list[int]] | None = None) -> dict:
+    """Notebook 04: α per IPC; augmentation and initialisation at the largest IPC and ``alpha_fixed``; and,
+    at the smallest IPC, MTT and SelMatch (``alpha_fixed``) at each ``[iterations, syn_steps]`` budget."""
     beta = {ipc: best_beta(ctx, ipc, betas)["beta"] for ipc in ipcs}
     alpha_rows = [{"ipc": ipc, "alpha": a, **selmatch_run(ctx, ipc, a, beta[ipc])["result"]["final"]}
                   for ipc in ipcs for a in alphas]
@@ -54,7 +56,14 @@ def ablations(ctx: Context, ipcs: list[int], alphas: list[float], betas: list[fl
     aug = {a: selmatch_run(ctx, ipc, alpha_fixed, beta[ipc], augmentation=a)["result"]["final"]
            for a in ("combined", "dsa", "simple")}
     init = {i: selmatch_run(ctx, ipc, alpha_fixed, beta[ipc], init=i)["result"]["final"] for i in ("window", "random")}
-    return {"beta": beta, "alpha_rows": alpha_rows, "ipc": ipc, "aug": aug, "init": init}
+    budget_rows = []
+    for iterations, syn_steps in distill_budgets or []:
+        change = {"iterations": iterations, "syn_steps": syn_steps}
+        for method, a, b, how in (("MTT", 1.0, 0.0, "random"), ("SelMatch", alpha_fixed, beta[ipcs[0]], "window")):
+            res = selmatch_run(ctx, ipcs[0], a, b, init=how, distill=change)["result"]
+            budget_rows.append({"method": method, "ipc": ipcs[0], **change, "syn_lr": res["syn_lr"],
+                                "moved_median": res.get("moved_median"), **res["final"]})
+    return {"beta": beta, "alpha_rows": alpha_rows, "ipc": ipc, "aug": aug, "init": init, "budget_rows": budget_rows}
 
 
 def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list[float] | float,
