@@ -247,7 +247,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
     "smoke": {
         "02_sliding_window": {"ipcs": [10, 20], "betas": [0.0, 0.5], "code_betas": [0.0, 0.5]},
         "03_coverage": {"ipcs": [10, 20], "betas": [0.0, 0.5], "alpha": 0.5, "eval_at": [0, 2, 5]},
-        "04_ablations": {"ipcs": [10, 20], "alphas": [0.0, 0.5, 1.0], "betas": [0.0, 0.5], "alpha_fixed": 0.5},
+        "04_ablations": {"ipcs": [10, 20], "alphas": [0.0, 0.5, 1.0], "betas": [0.0, 0.5], "alpha_fixed": 0.5,
+                         "distill_budgets": [[2, 3], [5, 5]]},
         "05_main_results": {"ipcs": [10, 20], "betas": [0.0, 0.5], "alphas": [0.5]},
         "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.5], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.02, 0.04], "budget_lrs": [0.03], "small_ipcs": [5], "small_lrs": [0.03],
@@ -258,7 +259,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
     "cpu": {
         "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.0, 0.4, 0.8]},
         "03_coverage": {"ipcs": [250, 500], "betas": [0.6, 0.8], "alpha": 0.25, "eval_at": [0, 20, 40, 60]},
-        "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25},
+        "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25,
+                         "distill_budgets": []},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.6, 0.8], "alphas": [0.25]},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.4, 0.6, 0.8], "alpha": 0.25},
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [1, 2, 4, 8], "budget_lrs": [0.01, 0.03, 0.1],
@@ -272,7 +274,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "02_sliding_window": {"ipcs": [250, 500, 1000, 1500], "betas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
                               "code_betas": [0.0, 0.2, 0.5]},
         "03_coverage": {"ipcs": [250, 500], "betas": [0.3, 0.5], "alpha": 0.2, "eval_at": [0, 1000, 5000, 10000]},
-        "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.2, 0.6, 1.0], "betas": [0.5], "alpha_fixed": 0.6},
+        "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.2, 0.6, 1.0], "betas": [0.5], "alpha_fixed": 0.6,
+                         "distill_budgets": [[2000, 55], [10000, 55]]},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.2, 0.3, 0.5], "alphas": [0.1, 0.2, 0.6]},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.7, 0.8], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [10, 25, 50], "budget_lrs": [0.1],
@@ -287,8 +290,13 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
 # The grids of the redesigned profiles (used with ``SELMATCH_DESIGN=next``; they replace NOTEBOOK_GRIDS[name]
 # when the redesign replaces the profile). Pages absent here keep their grid.
 NEXT_GRIDS: dict[str, dict[str, dict]] = {
-    "cpu": {
+    "cpu": {   # windows at 250 and 500 come from 02's sweep; 04 sweeps α at two ratios and the distillation budget
+        "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.4]},
         "03_coverage": {"ipcs": [250, 500], "betas": [0.6, 0.8], "alpha": 0.25, "eval_at": [0, 100, 200, 300]},
+        "04_ablations": {"ipcs": [250, 500], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25,
+                         "distill_budgets": [[100, 10], [300, 10], [900, 10], [100, 30], [300, 30]]},
+        "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.6, 0.8], "alphas": [0.25, 0.5]},
+        "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.4, 0.6, 0.8], "alpha": 0.25},
     },
 }
 

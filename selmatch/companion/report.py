@@ -526,3 +526,36 @@ def claims_table(claims: list[dict], ctx) -> None:
     table(rows, ["", "claim", f"ours ({ctx.profile}, {ctx.dataset})", "verdict", "paper", "page"])
     counts = {v: sum(c["verdict"] == v for c in claims) for v in dict.fromkeys(c["verdict"] for c in claims)}
     show(", ".join(f"{n} {v}" for v, n in counts.items()) + f" — of {len(claims)} claims.")
+
+
+# ----------------------------------------------------------------------------- the distillation-budget sweep
+
+def distill_budget_table(rows: list[dict], ctx) -> None:
+    """MTT and SelMatch at each distillation budget, each against the smallest budget of the same method
+    (paired runs), with how far the images moved."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: (r["iterations"] * r["syn_steps"],
+                                                                                    r["iterations"]))
+        base = mine[0]
+        for r in mine:
+            p = "–" if r is base else str(paired(r, base))
+            out.append([method, r["iterations"], r["syn_steps"], r["iterations"] * r["syn_steps"],
+                        fmt(r["mean"], r["std"]), p, f"{r['syn_lr']:.3f}",
+                        "–" if r.get("moved_median") is None else f"{100 * r['moved_median']:.0f} %"])
+    table(out, ["method", "iterations", "syn_steps", "student steps", f"test accuracy ({ctx.profile}, %)",
+                "− smallest budget (paired)", "syn_lr", "images moved"])
+
+
+def distill_budget_conclusions(rows: list[dict], ctx) -> None:
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["iterations"] * r["syn_steps"])
+        if len(mine) < 2:
+            continue
+        lo, hi = mine[0], mine[-1]
+        out.append(f"- **{method}, IPC {lo['ipc']}**: from {lo['iterations']} × {lo['syn_steps']} to "
+                   f"{hi['iterations']} × {hi['syn_steps']} student steps, "
+                   f"{phrase(paired(hi, lo), 'the largest budget', 'the smallest')}.")
+    if out:
+        show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
