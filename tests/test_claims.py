@@ -43,3 +43,19 @@ def test_every_claim_names_a_page_with_a_notebook():
     assert len({c.id for c in CLAIMS}) == len(CLAIMS) >= 11
     for c in CLAIMS:
         assert (ROOT / "notebooks" / f"{c.page}.md").exists(), c.page
+
+
+def test_coverage_claims_need_a_hundredth_to_decide():
+    cov = lambda a, e, h: {"all": a, "easy": e, "hard": h}    # noqa: E731
+    acc = {"groups": {"hard": {"runs": [1.0, 2.0]}}}
+    row = {"ipc": 500, "MTT": cov(0.393, 0.48, 0.307), "random": cov(0.391, 0.47, 0.31),
+           "acc": {"MTT": acc, "SelMatch": acc}}
+    trace = {n: {"evals": {"0": {"coverage": cov(0.4, 0.5, 0.3)}, "60": {"coverage": cov(0.4, 0.5, 0.3 + d)}}}
+             for n, d in (("MTT", -0.001), ("SelMatch", -0.0009))}
+    by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows := [row], trace)}, "cifar10")}
+    assert by["d"]["verdict"] == UNDECIDED          # 0.002 apart: decides nothing; hard < easy by 0.17 does
+    assert by["e"]["verdict"] == UNDECIDED
+    row["MTT"] = cov(0.35, 0.48, 0.307)
+    trace["MTT"]["evals"]["60"]["coverage"] = cov(0.4, 0.5, 0.25)
+    by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows, trace)}, "cifar10")}
+    assert by["d"]["verdict"] == HOLDS and by["e"]["verdict"] == HOLDS
