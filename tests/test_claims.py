@@ -52,7 +52,8 @@ def test_coverage_claims_need_a_hundredth_to_decide():
            "acc": {"MTT": acc, "SelMatch": acc}}
     trace = {n: {"evals": {"0": {"coverage": cov(0.4, 0.5, 0.3)}, "60": {"coverage": cov(0.4, 0.5, 0.3 + d)}}}
              for n, d in (("MTT", -0.001), ("SelMatch", -0.0009))}
-    by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows := [row], trace)}, "cifar10")}
+    rows = [row]
+    by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows, trace)}, "cifar10")}
     assert by["d"]["verdict"] == UNDECIDED          # 0.002 apart: decides nothing; hard < easy by 0.17 does
     assert by["e"]["verdict"] == UNDECIDED
     row["MTT"] = cov(0.35, 0.48, 0.307)
