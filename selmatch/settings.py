@@ -188,9 +188,10 @@ PILOT_START: dict[str, Preset] = {"smoke": SMOKE_DISTILL, "cpu": CPU_DISTILL, "p
 # pages that show the redesign (08_cpu_profile, 09_crossover) compute at it through ``next_design``.
 CPU_NEXT = replace(
     PROFILES["cpu"],
-    # the evaluation: lr 0.03 levels off at E = 4 at 5 % (lr 0.01 still rises to E = 8); small subsets level
-    # off by 500 epochs; at 30 % accuracy still rises at the largest budget tried (27 epochs), hence a
-    # floor of 30 epochs, which binds from about 13 % up. Five runs per evaluated set, paired by seed.
+    # the evaluation (pilots of notebook 08, validation half): at 5 % lr 0.03 levels off from E = 2, while
+    # 30 % still rises at the largest budget tried (27 epochs); E = 4 with a floor of 30 epochs (binding from
+    # about 13 % up) spends more where accuracy still rises. Small subsets level off by 200-500 epochs (cap
+    # 500). Five runs per evaluated set, paired by seed.
     eval=PROFILES["cpu"].eval.with_(lr=0.03),
     runs=5, eval_full_epochs=4.0, eval_max_epochs=500, eval_min_epochs=30,
     # the experts: the evaluation's own network (ConvNet with instance norm, as MTT matches and evaluates)

@@ -23,9 +23,10 @@ def test_main_table_labels_full_dataset_numbers_as_orientation(monkeypatch):
 def test_plateau_is_where_the_next_budget_adds_less_than_a_point():
     from selmatch.companion.report import plateau
 
-    assert plateau([(1, 50.0), (2, 55.0), (4, 55.5), (8, 60.0)]) == 2
-    assert plateau([(4, 50.0), (1, 40.0), (2, 45.0)]) == 4          # never levels off: the largest
-    assert plateau([(1, 50.0), (2, 50.2)], gain=0.1) == 2
+    assert plateau([(1, 50.0), (2, 55.0), (4, 55.5), (8, 55.8)]) == 2
+    assert plateau([(1, 50.0), (2, 55.0), (4, 55.5), (8, 60.0)]) is None   # a later budget still adds 4.5
+    assert plateau([(4, 50.0), (1, 40.0), (2, 45.0)]) is None              # never levels off
+    assert plateau([(1, 50.0), (2, 50.2)], gain=0.1) is None and plateau([(1, 50.0), (2, 50.05)], gain=0.1) == 1
 
 
 def test_ratio_keeps_small_budgets_readable():

@@ -317,13 +317,20 @@ def budget_figure(big: list[dict], small: list[dict], ctx):
     return fig
 
 
-def plateau(points: list[tuple[float, float]], gain: float = 1.0) -> float:
-    """The smallest budget after which the next budget adds less than ``gain`` points (the last if none)."""
+def plateau(points: list[tuple[float, float]], gain: float = 1.0) -> float | None:
+    """The smallest budget from which no larger budget adds ``gain`` points or more; None if accuracy still
+    rises by that much at the largest budget (no plateau within the range tried)."""
     points = sorted(points)
-    for (b, acc), (_, nxt) in zip(points, points[1:]):
-        if nxt - acc < gain:
+    for i, (b, acc) in enumerate(points[:-1]):
+        if max(a for _, a in points[i + 1:]) - acc < gain:
             return b
-    return points[-1][0]
+    return None
+
+
+def _plateau_words(points, unit: str) -> str:
+    p = plateau(points)
+    return (f"no larger budget adds a point from {p:g}{unit}" if p is not None
+            else "accuracy still rises by a point or more at the largest budget tried")
 
 
 def budget_conclusions(big: list[dict], small: list[dict], ctx, design) -> None:
@@ -332,11 +339,11 @@ def budget_conclusions(big: list[dict], small: list[dict], ctx, design) -> None:
         pts = sorted((r["budget"], r["val"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: "
                    + ", ".join(f"E = {b:g}: {a:.1f} %" for b, a in pts)
-                   + f"; the next budget adds less than 1 point from E = {plateau(pts):g}.")
+                   + f"; {_plateau_words(pts, '')}.".replace("from ", "from E = ", 1))
     for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in small}):
         pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc and r["lr"] == lr)
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: " + ", ".join(f"{b} epochs: {a:.1f} %" for b, a in pts)
-                   + f"; more epochs add less than 1 point from {plateau(pts):g}.")
+                   + f"; {_plateau_words(pts, ' epochs')}.")
     out.append(f"\nValidation half (the split that chose), one run per point with the same evaluation seed. **Chosen:** lr "
                f"{design.eval.lr:g}, budget E = {design.eval_full_epochs:g}, at most {design.eval_max_epochs} and at "
                f"least {design.eval_min_epochs} epochs, {design.runs} runs per evaluated set.")
