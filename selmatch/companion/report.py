@@ -327,9 +327,9 @@ def plateau(points: list[tuple[float, float]], gain: float = 1.0) -> float | Non
     return None
 
 
-def _plateau_words(points, unit: str) -> str:
+def _plateau_words(points, prefix: str = "", unit: str = "") -> str:
     p = plateau(points)
-    return (f"no larger budget adds a point from {p:g}{unit}" if p is not None
+    return (f"no larger budget adds a point from {prefix}{p:g}{unit}" if p is not None
             else "accuracy still rises by a point or more at the largest budget tried")
 
 
@@ -339,11 +339,11 @@ def budget_conclusions(big: list[dict], small: list[dict], ctx, design) -> None:
         pts = sorted((r["budget"], r["val"]) for r in big if r["ipc"] == ipc and r["lr"] == lr)
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: "
                    + ", ".join(f"E = {b:g}: {a:.1f} %" for b, a in pts)
-                   + f"; {_plateau_words(pts, '')}.".replace("from ", "from E = ", 1))
+                   + f"; {_plateau_words(pts, prefix='E = ')}.")
     for (ipc, lr) in sorted({(r["ipc"], r["lr"]) for r in small}):
         pts = sorted((r["max_epochs"], r["val"]) for r in small if r["ipc"] == ipc and r["lr"] == lr)
         out.append(f"- IPC {ipc} ({ratio(ctx.dataset, ipc)}), lr {lr:g}: " + ", ".join(f"{b} epochs: {a:.1f} %" for b, a in pts)
-                   + f"; {_plateau_words(pts, ' epochs')}.")
+                   + f"; {_plateau_words(pts, unit=' epochs')}.")
     out.append(f"\nValidation half (the split that chose), one run per point with the same evaluation seed. **Chosen:** lr "
                f"{design.eval.lr:g}, budget E = {design.eval_full_epochs:g}, at most {design.eval_max_epochs} and at "
                f"least {design.eval_min_epochs} epochs, {design.runs} runs per evaluated set.")
