@@ -317,4 +317,23 @@ def notebook_parameters(notebook: str, profile: str, **given) -> dict:
     if missing:
         raise ValueError(f"notebook {notebook} has no {profile!r} default for {', '.join(missing)}; pass them "
                          f"(papermill -y '{{{missing[0]}: ...}}')")
-    return {k: grid[k] if v is None else v for k, v in given.items()}
+    return {k: grid[k] if v is None else _parsed(k, v, grid.get(k)) for k, v in given.items()}
+
+
+def _parsed(name: str, value, default):
+    """``value`` as the type of the grid's ``default``: papermill's ``-p ipcs "[50, 100]"`` injects a string
+    (``-p`` parses only numbers and booleans), which is read here as YAML (JSON is YAML)."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    import yaml
+
+    try:
+        out = yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{name}={value!r} is not a list or number ({str(err).splitlines()[0]}); "
+                         f"write it as the grid does, e.g. {name}={default!r}") from None
+    if isinstance(default, (list, dict)) and not isinstance(out, type(default)):
+        raise ValueError(f"{name}={value!r} must be a {type(default).__name__}, e.g. {name}={default!r}")
+    if isinstance(default, (int, float)) and (isinstance(out, bool) or not isinstance(out, (int, float))):
+        raise ValueError(f"{name}={value!r} must be a number, e.g. {name}={default!r}")
+    return out

@@ -69,3 +69,17 @@ def test_notebook_parameters_fill_only_what_is_not_given():
                    "alphas": NOTEBOOK_GRIDS["cpu"]["05_main_results"]["alphas"]}
     with pytest.raises(ValueError, match="has no 'cpu' default for widths"):
         notebook_parameters("05_main_results", "cpu", widths=None)
+
+
+def test_notebook_parameters_read_papermill_strings_as_the_grid_types():
+    # papermill -p ipcs "[50, 100]" injects the string; the notebook reads it as the grid's list
+    got = notebook_parameters("04_ablations", "cpu", ipcs="[50, 100]", alphas=None, betas="[0.4]", alpha_fixed="0.5",
+                              distill_budgets="[[100, 10]]")
+    assert got["ipcs"] == [50, 100] and got["betas"] == [0.4] and got["alpha_fixed"] == 0.5
+    assert got["distill_budgets"] == [[100, 10]] and got["alphas"] == NOTEBOOK_GRIDS["cpu"]["04_ablations"]["alphas"]
+    with pytest.raises(ValueError, match=r"ipcs='250' must be a list, e\.g\. ipcs=\[250\]"):
+        notebook_parameters("04_ablations", "cpu", ipcs="250")
+    with pytest.raises(ValueError, match=r"ipcs='\[50,' is not a list or number"):
+        notebook_parameters("04_ablations", "cpu", ipcs="[50,")
+    with pytest.raises(ValueError, match="alpha_fixed='big' must be a number"):
+        notebook_parameters("04_ablations", "cpu", alpha_fixed="big")
