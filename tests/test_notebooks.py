@@ -85,3 +85,48 @@ def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypat
         row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb",
                       {} if name == MEASUREMENTS else {"profile": profile})
         assert row["error"] is None and row["computed"] == 0, (name, row)
+
+
+def _conforms(value, typ: str) -> bool:
+    """Whether ``value`` has the type a parameters cell declares (``int``, ``list[float]``, ...)."""
+    if typ.startswith("list[") and typ.endswith("]"):
+        return isinstance(value, list) and all(_conforms(v, typ[5:-1]) for v in value)
+    kinds = {"int": int, "float": (int, float), "str": str, "dict": dict}
+    return isinstance(value, kinds[typ]) and not isinstance(value, bool)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_help_notebook_lists_every_parameter_with_its_type_and_help(name, tmp_path):
+    """``papermill --help-notebook`` shows each parameter with a type and a line of help, and the type is what
+    the default and every profile's grid value actually are."""
+    import jupytext
+    import papermill
+
+    from selmatch.settings import NEXT_GRIDS, NOTEBOOK_GRIDS
+
+    nb = jupytext.read(ROOT / "notebooks" / f"{name}.md")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    defaults: dict = {}
+    exec(cell.source, {}, defaults)
+    jupytext.write(nb, tmp_path / f"{name}.ipynb")
+    shown = papermill.inspect_notebook(str(tmp_path / f"{name}.ipynb"))
+    assert list(shown) == list(defaults), name          # none is lost to papermill's parser
+    for param, info in shown.items():
+        typ = info["inferred_type_name"]
+        assert typ != "None" and info["help"].strip(), (name, param, info)
+        values = [defaults[param]] + [grids[name][param] for g in (NOTEBOOK_GRIDS, NEXT_GRIDS)
+                                      for grids in g.values() if param in grids.get(name, {})]
+        for v in values:
+            assert v is None or _conforms(v, typ), (name, param, typ, v)
+
+
+def test_help_notebook_prints_types(tmp_path):
+    import subprocess
+    import sys
+
+    import jupytext
+
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "02_sliding_window.md"), tmp_path / "02.ipynb")
+    out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(tmp_path / "02.ipynb")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "code_betas: list[float] (default None)" in out and "Unknown type" not in out, out
