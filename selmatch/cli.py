@@ -9,6 +9,7 @@ same steps the book's cached units run, with one evaluation protocol); outputs a
     selmatch distill  --dataset D --experts DIR --out DIR   SelMatch distillation -> DIR/synset.npz
     selmatch evaluate --dataset D --selection F.npz         F: a selection or a synset.npz
     selmatch coverage --dataset D --selection F.npz
+    selmatch rerun    NOTEBOOK --profile P                 one page of the book, into rerun-P/ (papermill)
 """
 from __future__ import annotations
 
@@ -386,11 +387,42 @@ def _add_distill(sub) -> None:
     t.set_defaults(func=cmd_distill)
 
 
+def cmd_rerun(args) -> int:
+    from .companion.book import rerun
+
+    out = rerun(args.notebook, profile=args.profile, params=args.params, set_=args.set, device=args.device,
+                into=args.into, prepare_only=args.prepare_only, reuse=args.reuse)
+    print(f"{'prepared' if args.prepare_only else 'executed'}: {out}")
+    return 0
+
+
+def _add_rerun(sub) -> None:
+    r = sub.add_parser("rerun", help="execute one page of the book with papermill into a separate folder",
+                       description="Execute one notebook of the book at a profile, with the page's own parameters "
+                                   "(notebooks/params/NAME.PROFILE.yaml) or yours. Results, expert trajectories and "
+                                   "distillation checkpoints go to DIR/results and DIR/runs (DIR: --into, default "
+                                   "rerun-PROFILE), apart from the committed results; the executed notebook to "
+                                   "DIR/NAME.ipynb. Anything not cached needs the data (see `selmatch data`).")
+    r.add_argument("notebook", help="e.g. 05_main_results or 05")
+    r.add_argument("--profile", help="smoke | cpu | paper (default: the params file's, else cpu)")
+    r.add_argument("--params", help="a YAML file of parameters (default: the page's at the profile)")
+    r.add_argument("-p", dest="set", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set one parameter; VALUE is YAML: -p ipcs \"[50, 100]\" (repeatable)")
+    r.add_argument("--device", help="cpu | cuda | cuda:N | mps (default: the notebook's, cpu)")
+    r.add_argument("--into", help="folder for the results, runs and executed notebook (default rerun-PROFILE)")
+    r.add_argument("--reuse", action="store_true",
+                   help="start from a copy of the committed results of the profile: compute only what they lack")
+    r.add_argument("--prepare-only", action="store_true",
+                   help="write the notebook with its parameters injected, without executing it")
+    r.set_defaults(func=cmd_rerun)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="selmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"selmatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_data, _add_scores, _add_select, _add_evaluate, _add_coverage, _add_experts, _add_distill):
+    for add in (_add_data, _add_scores, _add_select, _add_evaluate, _add_coverage, _add_experts, _add_distill,
+                _add_rerun):
         add(sub)
     return p
 
@@ -405,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        if getattr(args, "device", None) is not None:
+        if getattr(args, "device", None) is not None and not getattr(args, "prepare_only", False):
             resolve_device(args.device)          # a device this machine lacks fails before any work
         return args.func(args)
     except (ValueError, OSError, DistillationDiverged) as e:  # expected failures: one line, no traceback

@@ -66,27 +66,6 @@ def test_notebook_grids_name_real_parameters():
                 assert f'notebook_parameters("{name}", profile' in text, name
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu"])
-def test_committed_results_rebuild_the_book_offline(profile, tmp_path, monkeypatch):
-    """A fresh clone builds the book from results/<profile> with no data: every analysis notebook reads its
-    results from the committed cache and computes nothing (catches config changes that orphan them)."""
-    import shutil
-
-    if not (ROOT / "results" / profile).exists():
-        pytest.skip(f"no committed {profile} results")
-    shutil.copytree(ROOT / "results", tmp_path / "results")
-    monkeypatch.setenv("SELMATCH_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("SELMATCH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("SELMATCH_OFFLINE", "1")
-    monkeypatch.delenv("SELMATCH_DATA", raising=False)
-    for name in NOTEBOOKS:
-        if name == QUICKSTART:
-            continue
-        row = execute(ROOT / "notebooks" / f"{name}.md", tmp_path / f"{name}.ipynb",
-                      {} if name == MEASUREMENTS else {"profile": profile})
-        assert row["error"] is None and row["computed"] == 0, (name, row)
-
-
 def _conforms(value, typ: str) -> bool:
     """Whether ``value`` has the type a parameters cell declares (``int``, ``list[float]``, ...)."""
     if typ.startswith("list[") and typ.endswith("]"):

@@ -1,6 +1,7 @@
-"""Execute the notebooks into the book with papermill and write the execution status page.
+"""Execute the notebooks into the book with papermill and write the execution status page; rerun one page.
 
     python -m selmatch.companion.book execute --profile cpu [--only 02_sliding_window] [--keep-going]
+    selmatch rerun 05_main_results --profile cpu [--params FILE] [-p NAME VALUE] [--into DIR] [--device cuda]
 
 Each ``notebooks/NN_name.md`` (jupytext MyST) is converted to a notebook, executed by papermill with
 ``-p profile PROFILE`` from the repository root, and written to ``book/notebooks/NN_name.ipynb``; the
@@ -59,6 +60,120 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
             "compute_seconds": sum(u["seconds"] for u in used),
             "keys": sorted({f"{u['name']}-{u['key']}" for u in used}),
             "key_seconds": {f"{u['name']}-{u['key']}": u["seconds"] for u in used}}
+
+
+PARAMS = ROOT / "notebooks" / "params"      # each page's parameters at each profile (generated: `params`)
+RERUN_INTO = "rerun-{profile}"              # where `selmatch rerun` writes, relative to the working directory
+
+
+def profiled_pages(root: Path = ROOT) -> list[str]:
+    """The notebooks that take a ``profile`` (all but the quickstart and the GPU measurements)."""
+    return [s.stem for s in notebook_sources(root) if s.stem not in (QUICKSTART, MEASUREMENTS)]
+
+
+def page_parameters(notebook: str, profile: str) -> dict:
+    """Everything the page runs with at ``profile``: the profile and the page's grid, written out."""
+    from ..settings import get_profile, page_grid
+
+    get_profile(profile)
+    return {"profile": profile, **page_grid(notebook, profile)}
+
+
+def params_text(notebook: str, profile: str) -> str:
+    import yaml
+
+    head = (f"# {notebook} at profile {profile}: the parameters the book's page ran with (selmatch.settings).\n"
+            f"# Rerun the page with them, or with your changes to a copy of this file:\n"
+            f"#   selmatch rerun {notebook} --params notebooks/params/{notebook}.{profile}.yaml\n")
+    return head + yaml.safe_dump(page_parameters(notebook, profile), sort_keys=False, default_flow_style=None)
+
+
+def write_params(root: Path = ROOT, profiles: tuple[str, ...] = ("smoke", "cpu", "paper")) -> list[Path]:
+    """(Re)write ``notebooks/params/NN_name.PROFILE.yaml`` for every page and profile from the settings."""
+    out = root / "notebooks" / "params"
+    out.mkdir(exist_ok=True)
+    written = []
+    for name in profiled_pages(root):
+        for profile in profiles:
+            path = out / f"{name}.{profile}.yaml"
+            path.write_text(params_text(name, profile))
+            written.append(path)
+    return written
+
+
+def _notebook_name(notebook: str, root: Path = ROOT) -> str:
+    """``05``, ``05_main_results``, ``05_main_results.md`` or its path -> ``05_main_results``."""
+    stem = Path(notebook).name.split(".")[0]
+    names = [s.stem for s in notebook_sources(root)]
+    hits = [n for n in names if n == stem or n.split("_")[0] == stem]
+    if len(hits) != 1:
+        raise ValueError(f"notebook={notebook!r} is not one of the book's notebooks; valid: {', '.join(names)} "
+                         "(or their two-digit numbers)")
+    return hits[0]
+
+
+def rerun(notebook: str, profile: str | None = None, params: str | None = None, set_: list | None = None,
+          device: str | None = None, into: str | None = None, prepare_only: bool = False,
+          reuse: bool = False, root: Path = ROOT) -> Path:
+    """Execute one page with papermill into ``into`` (default ``rerun-PROFILE``): its results, expert
+    trajectories and distillation checkpoints go to ``into/results`` and ``into/runs``, apart from the
+    committed ones, and the executed notebook to ``into/NAME.ipynb``. The parameters are the page's own at
+    ``profile`` (:func:`page_parameters`), or those of a ``params`` file, then each ``(name, value)`` of
+    ``set_`` (values read as YAML: ``-p ipcs "[50, 100]"``). With ``reuse``, the committed results of the
+    profile are copied in first (files already there are kept), so only what they lack is computed.
+    Returns the executed notebook's path."""
+    import jupytext
+    import papermill
+    import yaml
+
+    name = _notebook_name(notebook, root)
+    if params is not None:
+        path = Path(params)
+        if not path.is_file():
+            raise ValueError(f"params={params!r} is not a file (each page's are in notebooks/params/)")
+        given = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"params={params!r} must hold a mapping of parameter names to values")
+        if profile is not None:
+            given["profile"] = profile
+    else:
+        given = page_parameters(name, profile or "cpu") if name not in (QUICKSTART, MEASUREMENTS) else {}
+    for key, value in set_ or []:
+        given[key] = yaml.safe_load(value)
+    if device is not None:
+        given["device"] = device
+    src = root / "notebooks" / f"{name}.md"
+    nb = jupytext.read(src)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    known: dict = {}
+    exec(cell.source, {}, known)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters: {', '.join(known)}")
+    folder = Path(into or RERUN_INTO.format(profile=given.get("profile", "default"))).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    if reuse and given.get("profile"):
+        import shutil
+
+        committed, mine = root / "results" / given["profile"], folder / "results" / given["profile"]
+        mine.mkdir(parents=True, exist_ok=True)
+        for f in committed.glob("*"):
+            if not (mine / f.name).exists():
+                shutil.copy2(f, mine / f.name)
+    out = folder / f"{name}.ipynb"
+    with tempfile.TemporaryDirectory() as tmp:
+        src_ipynb = Path(tmp) / f"{name}.ipynb"
+        jupytext.write(nb, src_ipynb)
+        env = {"SELMATCH_RESULTS": str(folder / "results"), "SELMATCH_RUNS": str(folder / "runs")}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)           # the kernel papermill starts inherits them
+        try:
+            papermill.execute_notebook(str(src_ipynb), str(out), parameters=given, cwd=str(root),
+                                       kernel_name="python3", prepare_only=prepare_only, progress_bar=not prepare_only)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return out
 
 
 def profile_markdown(name: str, prof=None, title: str | None = None) -> list[str]:
@@ -192,9 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     pr = sub.add_parser("prune", help="list (or --delete) cached results no notebook read in the last build")
     pr.add_argument("--profile", required=True)
     pr.add_argument("--delete", action="store_true", help="remove them (default: only list)")
+    pa = sub.add_parser("params", help="write notebooks/params/NN_name.PROFILE.yaml from selmatch.settings")
+    pa.add_argument("--check", action="store_true", help="only report files that differ from the settings (exit 1)")
     args = p.parse_args(argv)
     from ..settings import get_profile
 
+    if args.command == "params":
+        if args.check:
+            stale = [f"notebooks/params/{n}.{pr_}.yaml" for n in profiled_pages() for pr_ in ("smoke", "cpu", "paper")
+                     if not (PARAMS / f"{n}.{pr_}.yaml").exists()
+                     or (PARAMS / f"{n}.{pr_}.yaml").read_text() != params_text(n, pr_)]
+            print("\n".join(f"stale: {f}" for f in stale) or "params files match the settings")
+            return 1 if stale else 0
+        print(f"wrote {len(write_params())} files under notebooks/params/")
+        return 0
     if args.command == "prune":
         return prune(args.profile, args.delete)
     if args.command == "build":

@@ -25,20 +25,37 @@ def ratio(dataset: str, ipc: int) -> str:
     return f"{r:.0f}%" if r >= 1 else f"{r:.1f}%" if r >= 0.1 else f"{r:.2f}%"
 
 
-def profile_note(ctx, parameters: dict | None = None) -> None:
-    """Which profile, dataset and seed made the page's numbers, and the page's parameters (given, or the
-    profile's grid in ``selmatch.settings.NOTEBOOK_GRIDS``)."""
+def page_commands(notebook: str, profile: str, dataset: str = "cifar10") -> list[tuple[str, str]]:
+    """The commands a page prints to rerun itself, as (what it does, command); a test runs each
+    (``tests/test_commands.py``)."""
+    params = f"{notebook}.{profile}.yaml"
+    cmds = [(f"this page's experiment at `{profile}`, into `rerun-{profile}/` (its parameters: "
+             f"{{download}}`{params} <../../notebooks/params/{params}>`)", f"selmatch rerun {notebook} --profile {profile}"),
+            ("the same, computing only what the committed results lack (here, nothing)",
+             f"selmatch rerun {notebook} --profile {profile} --reuse")]
+    if dataset == "cifar10":
+        cmds.append(("on the original CIFAR-10 (torchvision downloads it when `SELMATCH_DATA` is unset)",
+                     f"env -u SELMATCH_DATA selmatch rerun {notebook} --profile {profile} --into rerun-original"))
+    if profile != "paper":
+        cmds.append(("at the paper's settings, on a GPU (not run here)",
+                     f"selmatch rerun {notebook} --profile paper --device cuda"))
+    return cmds
+
+
+def profile_note(ctx, parameters: dict | None = None, notebook: str | None = None) -> None:
+    """Which profile, dataset and seed made the page's numbers, the page's parameters (given, or the
+    profile's grid in ``selmatch.settings.NOTEBOOK_GRIDS``), and the commands that rerun the page."""
     lines = [f"**Profile `{ctx.profile}`, dataset `{ctx.dataset}`, seed {ctx.seed}.** "
              f"Every number on this page was computed by `selmatch` at this profile on a CPU."]
     if parameters:
         lines.append("Parameters of this page: " + ", ".join(f"`{k} = {v}`" for k, v in parameters.items()) + ".")
     if ctx.dataset == "cifar10":
         lines.append("The CIFAR-10 used here is a JPEG re-encoding of the original (mean absolute error 5.8/255, "
-                     "PSNR ≈ 30 dB), restored to the original order. A rerun on the original data is one papermill "
-                     "command away: with `SELMATCH_DATA` unset (torchvision downloads the original), "
-                     f"`SELMATCH_RESULTS=results-original SELMATCH_RUNS=runs-original papermill <notebook>.ipynb out.ipynb "
-                     f"-p profile {ctx.profile}`; the new folders keep the results (and the experts and distillation "
-                     "checkpoints) apart from the cached ones.")
+                     "PSNR ≈ 30 dB), restored to the original order.")
+    if notebook:
+        lines.append("**Rerun this page** (from the repository root; anything not cached needs the data, "
+                     "{doc}`../data`):\n\n" + "\n".join(f"- {what}: `{cmd}`"
+                                                         for what, cmd in page_commands(notebook, ctx.profile, ctx.dataset)))
     if ctx.profile != "paper":
         lines.append("Numbers at this scale are not comparable in absolute value with the paper's ResNet-18 "
                      "results; compare trends, which the text discusses.")
@@ -500,7 +517,7 @@ def crossover_table(rows: list[dict], ctx) -> None:
     table(out, [f"IPC (ratio)", f"random (its initialisation), {ctx.profile}", f"best window (val), {ctx.profile}",
                 f"MTT, {ctx.profile}", "runs", "learned syn_lr", "images moved",
                 "random, paper*", "MTT, paper*"])
-    show("\* IPC 1–50: MTT's paper (ConvNet-128, ZCA); IPC 250 and up: the SelMatch paper (ResNet-18-BN). Full-scale "
+    show("\\* IPC 1–50: MTT's paper (ConvNet-128, ZCA); IPC 250 and up: the SelMatch paper (ResNet-18-BN). Full-scale "
          "numbers, for orientation: compare trends, not values.")
 
 
