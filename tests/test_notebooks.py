@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -109,3 +110,19 @@ def test_help_notebook_prints_types(tmp_path):
     out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(tmp_path / "02.ipynb")],
                          capture_output=True, text=True, check=True).stdout
     assert "code_betas: list[float] (default None)" in out and "Unknown type" not in out, out
+
+
+# A result typed into prose: a decimal percentage or point difference, a value with ±, or a coverage-like
+# fraction with three decimals. Ratios ("5 %") and settings ("β = 0.6") are not results.
+HAND_TYPED = re.compile(r"[−+-]?\d+\.\d+\s*(?:%|points?\b)|±\s*\d|\b0\.\d{3}\b")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_result_is_typed_into_a_notebooks_prose(name):
+    """Numbers in a page's text come from its results (printed by code cells), never typed by hand."""
+    import jupytext
+
+    nb = jupytext.read(ROOT / "notebooks" / f"{name}.md")
+    typed = [(m.group(0), line.strip()[:90]) for c in nb.cells if c.cell_type == "markdown"
+             for line in c.source.splitlines() for m in HAND_TYPED.finditer(line)]
+    assert not typed, f"{name}: results typed into prose (print them from the results instead): {typed}"

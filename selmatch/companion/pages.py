@@ -73,12 +73,22 @@ def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list
     results = {}
     for ipc in ipcs:
         window = best_beta(ctx, ipc, betas, score=score)
-        sm = [{"alpha": a, **selmatch_run(ctx, ipc, a, window["beta"], score=score)["result"]["final"]}
-              for a in alphas]
+        sm = [{"alpha": a, "alpha_fixed": len(alphas) == 1,
+               **_distilled(selmatch_run(ctx, ipc, a, window["beta"], score=score)["result"])} for a in alphas]
         results[ipc] = {"Random": random_eval(ctx, ipc)["result"], "Sliding window": window,
-                        "MTT": selmatch_run(ctx, ipc, 1.0, 0.0, init="random")["result"]["final"],
+                        "MTT": _distilled(selmatch_run(ctx, ipc, 1.0, 0.0, init="random")["result"]),
                         "SelMatch": best_by_val(sm)}
     return results
+
+
+def _distilled(result: dict) -> dict:
+    """A distillation's final evaluation, with how the distillation went: its matching loss at the start and
+    over the last five iterations, the learned step size and how far the images moved (median relative
+    change; results made before that was recorded have ``None``)."""
+    loss = result.get("loss") or [None]
+    tail = [v for v in loss[-5:] if v is not None]
+    return {**result["final"], "loss_first": loss[0], "loss_last5": sum(tail) / len(tail) if tail else None,
+            "syn_lr": result.get("syn_lr"), "moved_median": result.get("moved_median")}
 
 
 def crossover(ctx: Context, ipcs: list[int], betas: list[float], eval_at: list[int]) -> list[dict]:

@@ -195,9 +195,56 @@ def main_table(results: dict, ctx) -> None:
         for m in METHODS:
             r = by_method[m]
             p = paper_value(m, paper_ds, rt)
-            extra = f"β {r['beta']}" if m == "Sliding window" else f"α {r['alpha']}" if m == "SelMatch" else ""
+            extra = f"β {r['beta']} (val)" if m == "Sliding window" else \
+                (f"α {r['alpha']} ({'fixed' if r.get('alpha_fixed') else 'val'})" if m == "SelMatch" else "")
             rows.append([f"{ipc} ({rt})", m, fmt(r["mean"], r["std"]), len(r["runs"]), extra, fmt(*p) if p else "–"])
-    table(rows, ["IPC (ratio)", "method", f"ours, {ctx.profile} (%)", "runs", "chosen on val", paper_header])
+    table(rows, ["IPC (ratio)", "method", f"ours, {ctx.profile} (%)", "runs", "window / α (how set)", paper_header])
+
+
+COMPARISONS = (("SelMatch", "MTT"), ("SelMatch", "Sliding window"), ("Sliding window", "Random"), ("MTT", "Random"))
+
+
+def differences_table(results: dict, ctx) -> None:
+    """The paper's four comparisons per ratio: our paired difference with its interval and verdict, the
+    paper's difference beside it."""
+    paper_ds, _ = ORIENTATION.get(ctx.dataset, (ctx.dataset, ""))
+    rows = []
+    for a, b in COMPARISONS:
+        for ipc, by in results.items():
+            rt = ratio(ctx.dataset, ipc)
+            pa, pb = paper_value(a, paper_ds, rt), paper_value(b, paper_ds, rt)
+            d = paired(by[a], by[b])
+            rows.append([f"{a} − {b}", f"{ipc} ({rt})", str(d), d.verdict,
+                         f"{pa[0] - pb[0]:+.1f}" if pa and pb else "–"])
+    table(rows, ["difference", "IPC (ratio)", f"ours, {ctx.profile} (points, 95 % interval)", "verdict",
+                 "paper (points)" if paper_ds == ctx.dataset else "paper, all classes (orientation)"])
+    show(f"*Verdict rule:* {RULE}")
+
+
+def test_size_note(results: dict, ctx) -> None:
+    """The size of the test and validation halves and what one test image is worth, in points."""
+    r = next(iter(results.values()))["Random"]
+    n_test, n_val = r.get("n_test"), r.get("n_val")
+    if n_test:
+        show(f"The test half has {n_test} images (the validation half {n_val}): one test image is "
+             f"{100 / n_test:.2f} points of accuracy, and the runs per result are {len(r['runs'])}.")
+
+
+def distillation_table(results: dict, ctx) -> None:
+    """How each distillation went: matching loss at the start and at the end, the learned step size, and
+    how far the distilled images moved from their real initialisation."""
+    def num(v, f):
+        return "–" if v is None else format(v, f)
+
+    rows = []
+    for ipc, by in results.items():
+        for m in ("MTT", "SelMatch"):
+            r = by[m]
+            rows.append([f"{ipc} ({ratio(ctx.dataset, ipc)})", m, f"{num(r.get('loss_first'), '.2f')} → "
+                         f"{num(r.get('loss_last5'), '.2f')}", num(r.get("syn_lr"), ".3f"),
+                         "–" if r.get("moved_median") is None else f"{100 * r['moved_median']:.0f} %"])
+    table(rows, ["IPC (ratio)", "method", "matching loss (first → mean of last 5)", "learned syn_lr",
+                 "images moved (median ‖x−x₀‖/‖x₀‖)"])
 
 
 def main_figure(results: dict, ctx):
@@ -224,10 +271,16 @@ def window_conclusions(rows: list[dict], rand: dict, ctx) -> None:
             continue
         best, r = best_by_val(frac), rand[ipc]
         hardest = min(frac, key=lambda x: x["beta"])
-        line = (f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the best window (β = {best['beta']}, chosen on the "
+        rt = ratio(ctx.dataset, ipc)
+        line = (f"- **IPC {ipc} ({rt})**: the best window (β = {best['beta']}, chosen on the "
                 f"validation half) reaches {fmt(best['mean'], best['std'])} % against random selection's "
-                f"{fmt(r['mean'], r['std'])} %: {phrase(paired(best, r), 'the window', 'random')}; the hardest window "
-                f"(β = {hardest['beta']}) gives {fmt(hardest['mean'], hardest['std'])} %.")
+                f"{fmt(r['mean'], r['std'])} % (n = {len(r['runs'])} runs each): "
+                f"{phrase(paired(best, r), 'the window', 'random')}; the hardest window "
+                f"(β = {hardest['beta']}, {fmt(hardest['mean'], hardest['std'])} %): "
+                f"{phrase(paired(hardest, r), 'the hardest window', 'random')}.")
+        pw, pr = paper_value("Sliding window", ctx.dataset, rt), paper_value("Random", ctx.dataset, rt)
+        if pw and pr:
+            line += f" The paper (ResNet-18-BN): window {fmt(*pw)} % against random {fmt(*pr)} %."
         if code:
             best_code = best_by_val(code)
             line += (f" Read as the official code does (start = int(ipc·β)), the best window reaches "
@@ -256,8 +309,11 @@ def coverage_conclusions(rows: list[dict], trace: dict, ipc: int, ctx) -> None:
             f"SelMatch against {mtt['hard']:.3f} for MTT ({'higher' if sm['hard'] > mtt['hard'] else 'lower'}), and "
             f"{sm['easy']:.3f} against {mtt['easy']:.3f} on the easy half; the window alone covers {win['hard']:.3f} / "
             f"{win['easy']:.3f} (hard / easy), a random subset {r['random']['hard']:.3f} / {r['random']['easy']:.3f}. "
-            f"Accuracy on the hard test half: SelMatch {acc_sm['groups']['hard']['mean']:.1f} %, "
-            f"MTT {acc_mtt['groups']['hard']['mean']:.1f} %.")
+            f"Accuracy on the hard test half: SelMatch {fmt(acc_sm['groups']['hard']['mean'], acc_sm['groups']['hard']['std'])} %, "
+            f"MTT {fmt(acc_mtt['groups']['hard']['mean'], acc_mtt['groups']['hard']['std'])} % "
+            f"(n = {len(acc_sm['groups']['hard']['runs'])}): "
+            f"{phrase(paired(acc_sm['groups']['hard'], acc_mtt['groups']['hard']), 'SelMatch', 'MTT')}; on the easy half "
+            f"{phrase(paired(acc_sm['groups']['easy'], acc_mtt['groups']['easy']), 'SelMatch', 'MTT')}.")
     for name, res in trace.items():
         its = sorted(int(k) for k in res["evals"])
         if len(its) >= 2:
@@ -265,7 +321,9 @@ def coverage_conclusions(rows: list[dict], trace: dict, ipc: int, ctx) -> None:
             out.append(f"- **{name}, IPC {ipc}**: from iteration {its[0]} to {its[-1]}, coverage of the hard half goes "
                        f"{first['hard']:.3f} → {last['hard']:.3f} and of the easy half {first['easy']:.3f} → "
                        f"{last['easy']:.3f}.")
-    show("\n".join(out))
+    show("\n".join(out) + "\n\nCoverage is one number per set (one selection or distilled set, one feature network, "
+         "n = 1): it has no spread over runs, so a difference in the third decimal is not tested against noise. "
+         f"Accuracies are means ± std over the runs shown. *Verdict rule:* {RULE}")
 
 
 def ablation_conclusions(alpha_rows: list[dict], aug: dict, init: dict, ipc: int, ctx) -> None:
@@ -279,7 +337,8 @@ def ablation_conclusions(alpha_rows: list[dict], aug: dict, init: dict, ipc: int
                 f"({fmt(best['mean'], best['std'])} % on the test half)")
         for a, what in ((0.0, "the window alone"), (1.0, "distilling everything")):
             if a in rows and a != best["alpha"]:
-                line += f"; {what} (α = {a:g}) gives {fmt(rows[a]['mean'], rows[a]['std'])} %"
+                line += (f"; {what} (α = {a:g}) gives {fmt(rows[a]['mean'], rows[a]['std'])} %, and the chosen α is "
+                         f"{_compare(best, rows[a])} it")
         out.append(line + ".")
     if aug:
         best_aug = max(aug, key=lambda k: aug[k]["mean"])
