@@ -4,7 +4,7 @@ Every function takes a float batch ``x`` of shape ``[N, C, H, W]`` and a ``torch
 on the whole batch at once; gradients flow to ``x`` (distillation back-propagates through them).
 
 * :func:`dsa` -- Differentiable Siamese Augmentation (Zhao & Bilen, 2021) with the six families and
-  ranges of the official code (FACTS §3). ``mode="single"`` draws one family for the whole call (the
+  ranges of the official code (its `ParamDiffAug`). ``mode="single"`` draws one family for the whole call (the
   official default); ``mode="sample"`` draws a family per image (what the official combined
   evaluation effectively does, because it augments distilled images one at a time).
 * :func:`simple` -- random crop with 4-pixel zero padding plus horizontal flip.

@@ -1,4 +1,4 @@
-"""Coverage of the real data by a synthetic set, in a network's feature space (FACTS §2).
+"""Coverage of the real data by a synthetic set, in a network's feature space (the book: *Method*).
 
 radius ``r`` = mean distance from each real training feature to its nearest *other* real feature;
 coverage = fraction of real samples with some synthetic sample within ``r``, overall and per group.

@@ -33,8 +33,8 @@ from . import download as dl
 from .artifacts import atomic_write
 from .formats import DataFormatError, Split, cifar_files, mnist5k_file, read_cifar, read_mnist5k, read_npz, read_tiny
 
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # FACTS §3 (C10 and C100)
-TINY_MEAN, TINY_STD = (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821)    # FACTS §3
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the official code (C10 and C100 share it)
+TINY_MEAN, TINY_STD = (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821)    # the official code
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)                                # the usual MNIST constants
 
 

@@ -1,4 +1,4 @@
-"""SelMatch distillation: trajectory matching (MTT) with a partial update (FACTS §2).
+"""SelMatch distillation: trajectory matching (MTT) with a partial update (the book: *Method*).
 
 The synthetic set is D_select (real images, frozen) followed by D_distill (learnable), plus a learnable
 student step size ``syn_lr``. Each iteration draws an expert and a start epoch ``t < max_start_epoch``,
@@ -51,7 +51,7 @@ MEMORY_MODES = ("default", "recompute", "constant")
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Distillation hyperparameters; defaults are the official CIFAR settings (FACTS §3)."""
+    """Distillation hyperparameters; defaults are the official CIFAR settings (the book: *The paper*, official settings)."""
 
     iterations: int = 10_000
     syn_steps: int = 55           # student steps per iteration (N)

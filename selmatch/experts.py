@@ -27,7 +27,7 @@ from .train import TrainConfig, new_model, train
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    """How experts are trained. Defaults: the official buffer settings (FACTS §3)."""
+    """How experts are trained. Defaults: the official buffer settings (the book: *The paper*, official settings)."""
 
     model: str = "convnet_bn"
     width: int | None = None

@@ -8,7 +8,7 @@ of ``ipc`` images starts at ``start``:
 * ``start_mode="ipc"`` (the official code): ``start = int(ipc * beta)``.
 
 Inside the window the first ``ipc - int(ipc * alpha)`` images (the harder part) are D_select (kept as
-real images) and the rest D_distill (initialise the distilled images). FACTS §2 and §4.1.
+real images) and the rest D_distill (initialise the distilled images). The book: *Method*, and *Reproduction notes* #1.
 """
 from __future__ import annotations
 

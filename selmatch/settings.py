@@ -53,7 +53,7 @@ class Preset:
 
 # ----------------------------------------------------------------------------- the paper's ten settings
 
-CIFAR_EXPERT = ExpertConfig()                           # ConvNetBN-128, 100 experts x 100 epochs (FACTS §3)
+CIFAR_EXPERT = ExpertConfig()                           # ConvNetBN-128, 100 experts x 100 epochs (the book: *The paper*, official settings)
 CIFAR_DISTILL = DistillConfig()                         # 10,000 iterations, syn_steps 55, batch 125
 TINY_DISTILL = replace(CIFAR_DISTILL, syn_steps=20)     # the network becomes ConvNetD4BN by the 64x64 rule
 FAMILY = {"cifar10": "cifar10", "cifar100": "cifar100", "tinyimagenet": "tiny"}

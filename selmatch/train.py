@@ -24,7 +24,7 @@ from .networks import MODELS, build_model
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train a fresh network. Defaults are the paper's evaluation settings (FACTS §3)."""
+    """How to train a fresh network. Defaults are the paper's evaluation settings (the book: *The paper*, official settings)."""
 
     model: str = "resnet18_bn"      # registry name, see selmatch.networks.MODELS
     width: int | None = None        # None = the model's paper width

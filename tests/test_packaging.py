@@ -127,3 +127,13 @@ def test_readme_python_runs_as_printed(index, tmp_path, shared_cache):
         env["SELMATCH_DATA"] = os.environ["SELMATCH_DATA_SHARED"]
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_no_reference_to_a_document_outside_the_repository():
+    """The paper's facts are a page of the book (book/paper.md, written from selmatch/companion/paper.py and
+    the settings); nothing points to the team's own notes, which readers do not have."""
+    files = [*ROOT.glob("selmatch/**/*.py"), *ROOT.glob("notebooks/*.md"), *ROOT.glob("book/*.md"), ROOT / "README.md",
+             *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]
+    hits = [f"{f.relative_to(ROOT)}:{i}" for f in files if f.name != "test_packaging.py"
+            for i, line in enumerate(f.read_text().splitlines(), 1) if re.search(r"\bFACTS\b", line)]
+    assert not hits, hits

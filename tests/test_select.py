@@ -103,4 +103,4 @@ def test_published_cscores_both_modes(shared_data):
         assert np.array_equal(sel.select_idx.numpy(), ref_sel) and np.array_equal(sel.distill_idx.numpy(), ref_dis)
     frac = sliding_window(h, ds.y_train, 250, 0.5, 0.0, "fraction")
     code = sliding_window(h, ds.y_train, 250, 0.5, 0.0, "ipc")
-    assert raw[frac.select_idx.numpy()].mean() > raw[code.select_idx.numpy()].mean() + 0.1  # FACTS §4.1
+    assert raw[frac.select_idx.numpy()].mean() > raw[code.select_idx.numpy()].mean() + 0.1  # the book: Reproduction notes #1

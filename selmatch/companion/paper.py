@@ -1,4 +1,4 @@
-"""The paper's reported numbers (FACTS §1, ResNet-18-BN test accuracy in %, mean ± std over 5 runs),
+"""The paper's reported numbers (the book: *The paper*; ResNet-18-BN test accuracy in %, mean ± std over 5 runs),
 as data for the book's comparison tables. None = not reported."""
 from __future__ import annotations
 
