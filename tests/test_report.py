@@ -33,3 +33,11 @@ def test_ratio_keeps_small_budgets_readable():
     from selmatch.companion.report import ratio
 
     assert ratio("cifar10", 1) == "0.02%" and ratio("cifar10", 10) == "0.2%" and ratio("cifar10", 500) == "10%"
+
+
+def test_method_figure_is_written(tmp_path):
+    from selmatch.companion.figures import write
+
+    (path,) = write(tmp_path)
+    text = path.read_text()
+    assert path.suffix == ".svg" and "<svg" in text and text.count("<text") + text.count("<use") > 10

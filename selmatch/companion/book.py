@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     status_json.write_text(json.dumps(ordered, indent=1) + "\n")
     write_status(ordered, ROOT / "book" / "status.md")
     (ROOT / "book" / "paper.md").write_text(paper_page())
+    from .figures import write as write_figures
+
+    write_figures(ROOT / "book" / "_generated")
     return 1 if any(r["error"] for r in rows) else 0
 
 
