@@ -276,6 +276,46 @@ def first_compute_seconds(rows: list[dict]) -> list[float]:
     return out
 
 
+DOWNLOADS = ROOT / "book" / "_generated" / "downloads"
+
+
+def bundle_results(notebook: str, profile: str, keys: list[str], root: Path = ROOT) -> Path | None:
+    """A zip of the cached results a page read (each JSON with its configuration, code version and
+    provenance, and its arrays), linked from the page as its download."""
+    import zipfile
+
+    folder = Path(os.environ.get("SELMATCH_RESULTS", root / "results")) / profile
+    files = [f for k in keys for f in (folder / f"{k}.json", folder / f"{k}.npz") if f.exists()]
+    if not files:
+        return None
+    out = root / "book" / "_generated" / "downloads" / f"{notebook}-{profile}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f"{profile}/{f.name}")
+    return out
+
+
+def page_costs_path(profile: str, root: Path = ROOT) -> Path:
+    return root / "results" / f"pages-{profile}.json"
+
+
+def record_page_costs(rows: list[dict], profile: str, root: Path = ROOT) -> None:
+    """Per page, what computing it alone from an empty cache took (the compute time of every result it read,
+    as recorded when each was made), kept with the results (``results/pages-PROFILE.json``) so that the pages
+    can quote their own cost (:func:`selmatch.companion.report.cost_note`)."""
+    from ..settings import design_requested
+
+    path = page_costs_path(profile, root)
+    costs = json.loads(path.read_text()) if path.exists() else {}
+    for r in rows:
+        if r["error"] or r["parameters"].get("profile") != profile:
+            continue
+        costs[r["notebook"]] = {"alone_seconds": round(r["compute_seconds"], 1), "results": r["results"],
+                                "design": "next" if design_requested() else "current"}
+    path.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
+
+
 def write_status(rows: list[dict], path: Path) -> None:
     lines = ["# Execution status and compute cost", "",
              "Each notebook was executed by papermill for this build of the book. *Build time* is this build's "
@@ -387,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"executing {src.name} {params} ...", flush=True)
         row = execute(src, ROOT / "book" / "notebooks" / f"{src.stem}.ipynb", params)
         rows.append(row)
+        if not row["error"] and params.get("profile"):
+            bundle_results(src.stem, params["profile"], row["keys"])
         print(f"  {row['seconds']:.0f} s, {row['results']} results ({row['computed']} computed)"
               + (f", FAILED: {row['error']}" if row["error"] else ""), flush=True)
         if row["error"] and not args.keep_going:
@@ -398,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     ordered = [merged[k] for k in sorted(merged)]
     status_json.write_text(json.dumps(ordered, indent=1) + "\n")
     write_status(ordered, ROOT / "book" / "status.md")
+    record_page_costs(rows, args.profile)
     (ROOT / "book" / "paper.md").write_text(paper_page())
     from .figures import write as write_figures
 

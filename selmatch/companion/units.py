@@ -256,6 +256,36 @@ def coverage_probe(ctx: Context) -> pipeline.CoverageProbe:
 
 # ----------------------------------------------------------------------------- SelMatch / MTT
 
+def _distillation(ctx: Context, ipc: int, alpha: float, beta: float, init: str, score: str, start_mode: str,
+                  expert: dict | None, distill: dict | None) -> tuple:
+    """The setting one distillation runs with (the profile's, changed by ``expert`` / ``distill``), the key
+    of its run folder (what the distillation depends on, not how it is evaluated), and a function that runs
+    it (or reads it back from that folder when it has finished) and returns ``(dataset, selection, result)``."""
+    setting = ctx.setting(ipc)
+    if expert:
+        setting = replace(setting, expert=replace(setting.expert, **expert))
+    if distill:
+        setting = replace(setting, distill=setting.distill.with_(**distill))
+    run_key = {**ctx.base(), "ipc": ipc, "alpha": alpha, "beta": beta, "init": init, "score": score,
+               "start_mode": start_mode,
+               # the memory mode computes the same gradients, so it is not part of what a result depends on
+               "distill": {k: v for k, v in asdict(setting.distill).items() if k != "memory"},
+               "expert": asdict(setting.expert)}
+    if score == "ours":
+        run_key.update(ctx.scores_recipe())
+
+    def run(eval_at: tuple[int, ...] = (), on_eval=None):
+        ds = dataset(ctx.dataset)
+        sel = pipeline.initial_selection(ds, init=init, ipc=ipc, alpha=alpha, beta=beta, start_mode=start_mode,
+                                         hardness=None if init == "random" else hardness(ctx, score), seed=ctx.seed)
+        res = pipeline.distill_selection(ds, sel, experts(ctx, ipc, setting.expert), setting, seed=ctx.seed,
+                                         device=ctx.device, out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}",
+                                         resume=True, eval_at=eval_at, on_eval=on_eval)
+        return ds, sel, res
+
+    return setting, run_key, run
+
+
 def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
                  start_mode: str = "fraction", augmentation: str = "combined", iterations: int | None = None,
                  eval_at: tuple[int, ...] = (), with_coverage: bool = False, runs: int | None = None,
@@ -265,30 +295,17 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
     ``expert`` and ``distill`` change fields of the profile's experts and distillation (the pilots that
     chose the profile use them); the result's key holds the settings actually used."""
     runs = runs or ctx.prof.runs
-    setting = ctx.setting(ipc)
     if iterations is not None:
         distill = {**(distill or {}), "iterations": iterations}
-    if expert:
-        setting = replace(setting, expert=replace(setting.expert, **expert))
-    if distill:
-        setting = replace(setting, distill=setting.distill.with_(**distill))
+    setting, run_key, run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, expert, distill)
     config = {**ctx.base(), **ctx.evaluation(), **ctx.scores_recipe(), "ipc": ipc, "alpha": alpha, "beta": beta,
               "init": init, "score": score,
               "start_mode": start_mode, "augmentation": augmentation,
-              # the memory mode computes the same gradients, so it is not part of what a result depends on
-              "distill": {k: v for k, v in asdict(setting.distill).items() if k != "memory"},
-              "expert": asdict(setting.expert), "eval_at": list(eval_at), "coverage": with_coverage, "runs": runs}
-
-    # the distillation itself does not depend on how it is evaluated: one run folder serves all evaluations
-    run_key = {k: v for k, v in config.items() if k not in ("augmentation", "eval_at", "coverage", "runs",
-                                                            *ctx.evaluation(), *ctx.scores_recipe())}
-    if score == "ours":
-        run_key.update(ctx.scores_recipe())
+              "distill": run_key["distill"], "expert": run_key["expert"], "eval_at": list(eval_at),
+              "coverage": with_coverage, "runs": runs}
 
     def compute():
         ds = dataset(ctx.dataset)
-        sel = pipeline.initial_selection(ds, init=init, ipc=ipc, alpha=alpha, beta=beta, start_mode=start_mode,
-                                         hardness=None if init == "random" else hardness(ctx, score), seed=ctx.seed)
         probe = coverage_probe(ctx) if with_coverage else None
         th = test_hardness(ctx)
 
@@ -298,9 +315,7 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
                 out["coverage"] = probe(images)
             return out
 
-        res = pipeline.distill_selection(ds, sel, experts(ctx, ipc, setting.expert), setting, seed=ctx.seed, device=ctx.device,
-                                         out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}",
-                                         resume=True, eval_at=eval_at, on_eval=on_eval)
+        ds, sel, res = run(eval_at, on_eval)
         final = _eval(ctx, ds, res.images, res.labels, res.is_distilled, augmentation, runs, th)
         x0 = selection_set(ds, sel)[0][-len(sel.distill_idx):] if len(sel.distill_idx) else None
         moved = None
@@ -314,6 +329,38 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
         return out
 
     return _cached(ctx, "selmatch", config, compute)
+
+
+def _uint8(ds, x: torch.Tensor) -> np.ndarray:
+    """Normalised float images -> uint8 HWC, as they would be shown."""
+    mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
+    std = torch.tensor(ds.std).view(1, -1, 1, 1)
+    return ((x.cpu().float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def distilled_images(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
+                     start_mode: str = "fraction", per_class: int = 2, expert: dict | None = None,
+                     distill: dict | None = None) -> dict:
+    """Pictures of one distillation (the same run folder as :func:`selmatch_run` with these arguments):
+    for each class, the first ``per_class`` images of D_distill before and after distillation, and of
+    D_select (kept real). Reads the finished run; computes it only when its folder is missing."""
+    setting, run_key, run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, expert, distill)
+    config = {**run_key, "per_class": per_class}
+
+    def compute():
+        ds, sel, res = run()
+        before = selection_set(ds, sel)[0]
+        y, flags = res.labels.cpu(), res.is_distilled.cpu().bool()
+        pick = {name: torch.cat([((y == c) & mask).nonzero().flatten()[:per_class] for c in range(ds.num_classes)])
+                for name, mask in (("distill", flags), ("select", ~flags))}
+        d = pick["distill"]
+        change = (res.images.cpu()[d] - before[d]).flatten(1).norm(dim=1) / before[d].flatten(1).norm(dim=1)
+        return {"iterations": setting.distill.iterations, "classes": list(ds.classes),
+                "arrays": {"before": _uint8(ds, before[d]), "after": _uint8(ds, res.images[d]),
+                           "labels": y[d].numpy(), "select": _uint8(ds, before[pick["select"]]),
+                           "select_labels": y[pick["select"]].numpy(), "moved": change.numpy()}}
+
+    return _cached(ctx, "images", config, compute)
 
 
 def random_coverage(ctx: Context, ipc: int) -> dict:
