@@ -139,13 +139,18 @@ def line_plot(ax, xs, means, stds, label, style="-o"):
     ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=label)
 
 
+# What each score's histogram plots: the book's hardness is higher = harder, so the C-score is shown as 1 − C-score.
+SCORE_TITLES = {"published cscore": "published C-score, as 1 − C-score",
+                "published forgetting": "published forgetting events", "ours (forgetting)": "our forgetting events"}
+
+
 def score_histograms(res: dict):
     names = res["names"]
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 2.8), squeeze=False)
     for ax, name in zip(axes[0], names):
         edges, counts = res["edges"][name], res["hist"][name]
         ax.stairs(counts, edges, fill=True, alpha=0.7)
-        ax.set(title=name, xlabel="hardness (higher = harder)", ylabel="images")
+        ax.set(title=SCORE_TITLES.get(name, name), xlabel="hardness (higher = harder)", ylabel="images")
     fig.tight_layout()
     return fig
 
