@@ -69,3 +69,24 @@ def test_selmatch_design_next_moves_every_page_to_the_redesign(monkeypatch):
     monkeypatch.setenv("SELMATCH_DESIGN", "nest")
     with pytest.raises(ValueError, match="SELMATCH_DESIGN='nest' is not understood"):
         env_context(profile="cpu")
+
+
+def test_pictures_read_the_same_distillation_as_its_result(tmp_path, shared_data):
+    """distilled_images and selmatch_run share one run folder: the pictures show the images that were evaluated
+    (the median change of the pictured images of every class equals the run's, for a window of one image per
+    class to distil)."""
+    import numpy as np
+
+    from selmatch.companion import units
+
+    ctx = units.Context(profile="smoke", dataset="cifar10", results=str(tmp_path / "results"), runs=str(tmp_path / "runs"))
+    run = units.selmatch_run(ctx, 2, 0.5, 0.5, runs=1)["result"]
+    folders = list((tmp_path / "runs" / "distill").iterdir())
+    pics = units.distilled_images(ctx, 2, 0.5, 0.5, per_class=1)["result"]
+    assert list((tmp_path / "runs" / "distill").iterdir()) == folders        # read back, not distilled again
+    a = pics["arrays"]
+    assert a["before"].shape == a["after"].shape == (10, 32, 32, 3) and a["before"].dtype == np.uint8
+    assert sorted(a["labels"].tolist()) == list(range(10)) and len(a["select"]) == 10
+    lower_median = np.sort(a["moved"])[(len(a["moved"]) - 1) // 2]        # torch's median of an even count
+    assert lower_median == pytest.approx(run["moved_median"], rel=1e-5)
+    assert (a["before"] != a["after"]).any()
