@@ -566,33 +566,39 @@ def iteration_figure(rows: list[dict], ctx, max_ipc: int = 50):
 CROSSOVER = ("Random", "Sliding window", "MTT")
 
 
-def distilled_figure(res: dict, title: str, amplify: float | None = None):
-    """A distillation's images per class: D_select (kept real, when there is one), D_distill before and
-    after, and the change after − before around grey, amplified ``amplify`` times (default: enough to see a
-    small change, up to 10×; none when the images moved far)."""
+def distilled_figure(res: dict, title: str, amplify: float | None = None, max_classes: int = 10):
+    """A distillation's images, one class per row: D_select (kept real, when there is one), D_distill before
+    and after, and the change after − before around grey, amplified ``amplify`` times (default: enough to
+    see a small change, up to 10×; none when the images moved far)."""
     import numpy as np
 
     a = res["arrays"]
     if amplify is None:
         amplify = float(np.clip(round(0.3 / max(float(np.median(a["moved"])), 1e-6)), 1, 10))
-    rows = ([("D_select (real, kept)", a["select"])] if len(a["select"]) else []) + [
-        ("D_distill before", a["before"]), ("after distillation", a["after"]),
-        ("change" if amplify == 1 else f"change × {amplify:g}", (127.5 + amplify * (a["after"].astype(float) - a["before"].astype(float))).clip(0, 255)
-         .astype("uint8"))]
-    n = len(a["before"])
-    fig, axes = plt.subplots(len(rows), n, figsize=(0.72 * n, 0.8 * len(rows) + 0.5), squeeze=False)
-    for r, (label, imgs) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r, c]
-            if c < len(imgs):
-                ax.imshow(imgs[c].squeeze(), cmap="gray" if imgs[c].shape[-1] == 1 else None)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-            if r == 0 and c < len(a["labels"]):
-                ax.set_title(res["classes"][int(a["labels"][c])][:8], fontsize=6)
-    fig.suptitle(title, fontsize=9)
+    change = (127.5 + amplify * (a["after"].astype(float) - a["before"].astype(float))).clip(0, 255).astype("uint8")
+    groups = ([("D_select (real, kept)", a["select"], a["select_labels"])] if len(a["select"]) else []) + [
+        ("D_distill before", a["before"], a["labels"]), ("after distillation", a["after"], a["labels"]),
+        ("change" if amplify == 1 else f"change × {amplify:g}", change, a["labels"])]
+    classes = sorted({int(c) for c in a["labels"]})[:max_classes]
+    per = max(int((a["labels"] == c).sum()) for c in classes)
+    ncols = per * len(groups)
+    fig, axes = plt.subplots(len(classes), ncols, figsize=(0.85 * ncols + 1.2, 0.85 * len(classes) + 0.6),
+                             squeeze=False)
+    for r, c in enumerate(classes):
+        for g, (label, imgs, labels) in enumerate(groups):
+            mine = imgs[labels == c]
+            for k in range(per):
+                ax = axes[r, g * per + k]
+                if k < len(mine):
+                    ax.imshow(mine[k].squeeze(), cmap="gray" if mine[k].shape[-1] == 1 else None)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for side in ax.spines.values():
+                    side.set_visible(False)
+                if r == 0 and k == 0:
+                    ax.set_title(label, fontsize=8, loc="left")
+        axes[r, 0].set_ylabel(res["classes"][c][:10], fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
