@@ -15,9 +15,10 @@ def test_main_table_labels_full_dataset_numbers_as_orientation(monkeypatch):
     by = {m: r for m in report.METHODS}
     report.main_table({50: by}, SimpleNamespace(dataset="tinyimagenet-c10", profile="cpu"))
     report.main_table({250: by}, SimpleNamespace(dataset="cifar10", profile="cpu"))
-    tiny, c10 = shown
-    assert "all 200 classes" in tiny and "44.7 ± 0.2" in tiny          # the paper's SelMatch, Tiny 10 %
-    assert "all 200 classes" not in c10 and "82.8 ± 0.2" in c10       # the paper's SelMatch, CIFAR-10 5 %
+    tiny, tiny_note, c10, c10_note = shown
+    assert "paper, 200 classes 44.7 ± 0.2" in tiny and "all 200 classes" in tiny_note   # the paper's SelMatch, Tiny 10 %
+    assert "200 classes" not in c10 + c10_note and "paper 82.8 ± 0.2" in c10            # CIFAR-10 5 %
+    assert "3 runs" in c10_note and "β = 0.6" in c10_note
 
 
 def test_plateau_is_where_the_next_budget_adds_less_than_a_point():
