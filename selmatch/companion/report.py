@@ -132,8 +132,9 @@ def best_window_table(rows: list[dict], rand: dict, ctx) -> None:
         rt = ratio(ctx.dataset, ipc)
         pw, pr = paper_value("Sliding window", ctx.dataset, rt), paper_value("Random", ctx.dataset, rt)
         out.append([f"{ipc} ({rt})", best["beta"], fmt(best["mean"], best["std"]), fmt(rand[ipc]["mean"], rand[ipc]["std"]),
-                    fmt(*pw) if pw else "–", fmt(*pr) if pr else "–"])
-    table(out, ["IPC (ratio)", "best β (val)", "window, ours", "random, ours", "window, paper", "random, paper"])
+                    len(best["runs"]), fmt(*pw) if pw else "–", fmt(*pr) if pr else "–"])
+    table(out, ["IPC (ratio)", "best β (val)", f"window, {ctx.profile}", f"random, {ctx.profile}", "runs",
+                "window, paper", "random, paper"])
 
 
 def line_plot(ax, xs, means, stds, label, style="-o"):
