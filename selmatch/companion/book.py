@@ -234,11 +234,10 @@ def paper_page() -> str:
              "training set. Source: the paper's results as reproduced, with attribution, in the results table of "
              "the CCFS repository (Chen et al., CVPR 2025, arXiv 2503.18872); the paper's own table could not be "
              "read here, so these are *as reported* there.", "",
-             "| method | " + " | ".join(f"{names[ds]} {r} (IPC {ipc})" for ds, ipc, r in cols) + " |",
-             "|---|" + "---|" * len(cols)]
-    for method, by_ds in TABLE1.items():
-        lines.append(f"| {method} | " + " | ".join(fmt(*by_ds[ds][ipc]) if by_ds.get(ds, {}).get(ipc) else "–"
-                                                  for ds, ipc, _ in cols) + " |")
+             "| dataset, subset (IPC) | " + " | ".join(TABLE1) + " |", "|---|" + "---|" * len(TABLE1)]
+    for ds, ipc, r in cols:
+        lines.append(f"| {names[ds]} {r} ({ipc}) | " + " | ".join(
+            fmt(*by_ds[ds][ipc]) if by_ds.get(ds, {}).get(ipc) else "–" for by_ds in TABLE1.values()) + " |")
     lines += ["", "## Small budgets: MTT's own paper", "",
               "MTT's paper {cite}`cazenavette2022mtt` (ConvNet-128, CIFAR-10 with ZCA whitening, mean ± std): the "
               "regime where distillation is at its best, which {doc}`notebooks/09_crossover` measures at our scale.",
