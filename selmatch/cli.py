@@ -257,6 +257,13 @@ def _common(sp, dataset_positional=False) -> None:
 
 def _device(sp) -> None:
     sp.add_argument("--device", default="cpu", help="where to compute: cpu, cuda, cuda:1, mps (default cpu)")
+    _ray(sp)
+
+
+def _ray(sp) -> None:
+    sp.add_argument("--ray", action="store_true",
+                    help="run independent work (experts, evaluation runs, a page's units) as Ray tasks: "
+                         "SELMATCH_RAY=auto (a local Ray) unless SELMATCH_RAY names a cluster; needs selmatch[ray]")
 
 
 def _training(sp) -> None:
@@ -409,6 +416,7 @@ def _add_rerun(sub) -> None:
     r.add_argument("-p", dest="set", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set one parameter; VALUE is YAML: -p ipcs \"[50, 100]\" (repeatable)")
     r.add_argument("--device", help="cpu | cuda | cuda:N | mps (default: the notebook's, cpu)")
+    _ray(r)
     r.add_argument("--into", help="folder for the results, runs and executed notebook (default rerun-PROFILE)")
     r.add_argument("--reuse", action="store_true",
                    help="start from a copy of the committed results of the profile: compute only what they lack")
@@ -436,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selmatch {args.command}: error: --resume continues a run and --force replaces it; pass one",
               file=sys.stderr)
         return 2
+    if getattr(args, "ray", False) and not os.environ.get("SELMATCH_RAY"):
+        os.environ["SELMATCH_RAY"] = "auto"          # read by selmatch.cluster here and in a rerun's kernel
     try:
         if getattr(args, "device", None) is not None and not getattr(args, "prepare_only", False):
             resolve_device(args.device)          # a device this machine lacks fails before any work

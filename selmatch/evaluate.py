@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from . import cluster
 from .data import ImageDataset
 from .select import Selection
 from .device import DeviceLike
@@ -50,6 +51,13 @@ def accuracy(model, x_test: torch.Tensor, y_test: torch.Tensor,
     return out
 
 
+def _one_run(r: int, x, y, x_test, y_test, cfg: TrainConfig, seed: int, num_classes, distilled, groups, device,
+             progress: bool, runs: int) -> dict[str, float]:
+    model = train(x, y, cfg, seed + r, num_classes=num_classes, distilled=distilled, progress=progress,
+                  desc=f"eval run {r + 1}/{runs}", device=device)
+    return accuracy(model, x_test, y_test, groups)
+
+
 def evaluate(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, cfg: TrainConfig,
              *, runs: int = 1, seed: int = 0, num_classes: int | None = None, distilled: torch.Tensor | None = None,
              groups: dict[str, torch.Tensor] | None = None, progress: bool = True,
@@ -58,11 +66,11 @@ def evaluate(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: tor
     if runs < 1:
         raise ValueError(f"runs={runs} must be >= 1")
     t0 = time.perf_counter()
-    per_run: list[dict[str, float]] = []
-    for r in range(runs):
-        model = train(x, y, cfg, seed + r, num_classes=num_classes, distilled=distilled, progress=progress,
-                      desc=f"eval run {r + 1}/{runs}", device=device)
-        per_run.append(accuracy(model, x_test, y_test, groups))
+    # run r trains with seed + r wherever it runs: as Ray tasks with SELMATCH_RAY (selmatch.cluster), else here
+    per_run: list[dict[str, float]] = cluster.map(
+        _one_run, range(runs), device=str(device), desc="evaluation runs", progress=progress and cluster.enabled(),
+        shared=dict(x=x, y=y, x_test=x_test, y_test=y_test, cfg=cfg, seed=seed, num_classes=num_classes,
+                    distilled=distilled, groups=groups, device=device, progress=progress, runs=runs))
     overall = [a["all"] for a in per_run]
     mean, std = _mean_std(overall)
     group_stats = {}

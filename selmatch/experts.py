@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from . import cluster
 from .artifacts import (ArtifactError, Trajectory, atomic_write, differences, expert_path, load_trajectory,
                         save_trajectory)
 from .augment import AUGMENTATIONS
@@ -134,18 +135,29 @@ def train_experts(x, y, x_test, y_test, cfg: ExpertConfig, out: Path, *, seed: i
         raise ValueError(f"--out {out} is a file, not a folder")
     _check_folder(out, record, resume, force)
     atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
-    paths = []
-    for k in tqdm(range(cfg.num_experts), desc="experts", disable=not progress):
+    missing = []
+    for k in range(cfg.num_experts):
         path = expert_path(out, k)
         if path.exists():
             try:
                 load_trajectory(path)
-                paths.append(path)
                 continue
             except ArtifactError as e:
                 warnings.warn(f"{e}; training expert {k} again", stacklevel=2)
                 path.unlink()          # a damaged file from a crash is retrained, never trusted
-        traj = train_expert(x, y, x_test, y_test, cfg, seed + k, num_classes, device, progress, f"expert {k}")
-        save_trajectory(traj, path, record)
-        paths.append(path)
-    return paths
+        missing.append(k)
+    if cluster.enabled():              # each expert a task (selmatch.cluster); each writes its own file
+        cluster.map(_train_and_save, missing, device=str(device), desc="experts", progress=progress,
+                    shared=dict(x=x, y=y, x_test=x_test, y_test=y_test, cfg=cfg, seed=seed, num_classes=num_classes,
+                                device=device, record=record, out=out))
+    else:
+        for k in tqdm(missing, desc="experts", disable=not progress):
+            _train_and_save(k, x, y, x_test, y_test, cfg, seed, num_classes, device, record, out, progress)
+    return [expert_path(out, k) for k in range(cfg.num_experts)]
+
+
+def _train_and_save(k: int, x, y, x_test, y_test, cfg: ExpertConfig, seed: int, num_classes: int, device, record: dict,
+                    out: Path, progress: bool = False) -> Path:
+    """Expert ``k`` (seed ``seed + k``), written atomically to its file."""
+    traj = train_expert(x, y, x_test, y_test, cfg, seed + k, num_classes, device, progress, f"expert {k}")
+    return save_trajectory(traj, expert_path(out, k), record)

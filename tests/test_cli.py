@@ -1,6 +1,7 @@
 """The command line end to end: scores -> select -> evaluate -> coverage, and its error messages."""
 from __future__ import annotations
 
+import os
 import json
 
 import numpy as np
@@ -108,3 +109,17 @@ def test_distill_bad_arguments(tmp_path, capsys):
     code, _, err = run(capsys, "distill", "--dataset", "mnist5k", "--experts", tmp_path / "none", "--out", tmp_path / "o",
                        "--score", scores)
     assert code == 2 and "config.json is missing" in err
+
+
+def test_ray_flag_turns_ray_on_unless_a_cluster_is_named(monkeypatch, capsys):
+    from selmatch.cli import main
+
+    monkeypatch.delenv("SELMATCH_RAY", raising=False)
+    assert main(["rerun", "55", "--ray"]) == 2                      # fails on its input, after reading the flag
+    assert os.environ["SELMATCH_RAY"] == "auto"
+    monkeypatch.setenv("SELMATCH_RAY", "10.0.0.1:6379")
+    main(["rerun", "55", "--ray"])
+    assert os.environ["SELMATCH_RAY"] == "10.0.0.1:6379"
+    monkeypatch.delenv("SELMATCH_RAY")
+    main(["rerun", "55"])
+    assert "SELMATCH_RAY" not in os.environ

@@ -17,7 +17,9 @@ How each is run (the first rule that matches; a command no rule matches fails th
   must compute nothing (a committed result that no longer matches its page's configuration fails here);
 * any other ``selmatch rerun`` and ``papermill`` -- with ``--prepare-only`` (the parameters are injected and
   checked, the notebook is not executed: at ``cpu`` it would take hours);
-* everything else (``jupytext``, the README's ``selmatch`` subcommands at ``smoke``) -- as printed.
+* ``VAR=value`` before a command sets it for that command;
+* everything else (``jupytext``, ``ray start`` / ``ray stop``, the README's ``selmatch`` subcommands at
+  ``smoke``) -- as printed.
 
 Commands run in a fresh folder that has ``notebooks/`` (a link to the repository's), so relative paths
 resolve as from the repository root and nothing is written into the repository.
@@ -123,6 +125,9 @@ def run_command(cmd: str, cwd: Path, tmp: Path) -> None:
     if argv[:2] == ["env", "-u"]:
         env.pop(argv[2], None)
         argv = argv[3:]
+    while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]) and not argv[0].startswith("PYTHONPATH="):
+        key, value = argv.pop(0).split("=", 1)            # VAR=value command ...
+        env[key] = value
     rerun = argv[:2] == ["selmatch", "rerun"]
     if argv[0] == "make":
         argv = ["make", "-n", *argv[1:]]
@@ -142,6 +147,8 @@ def run_command(cmd: str, cwd: Path, tmp: Path) -> None:
         env["SELMATCH_CACHE_LOG"] = str(tmp / "cache.log")
     elif rerun or argv[0] == "papermill":
         argv = [*argv, "--prepare-only"]
+    elif argv[:2] in (["ray", "start"], ["ray", "stop"]):
+        pass                                          # a local Ray head, started and stopped as printed
     elif argv[0] not in ("jupytext", "selmatch") and not argv[0].endswith("/selmatch"):
         pytest.fail(f"no rule runs {cmd!r}")
     if argv[0].startswith(".venv/bin/"):

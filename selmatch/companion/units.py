@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import pipeline
+from .. import cluster, pipeline
 from ..artifacts import config_key
 from ..evaluate import selection_set
 from ..experts import ExpertConfig
@@ -90,6 +90,37 @@ def _cached(ctx: Context, name: str, config: dict, compute) -> dict:
 def _eval(ctx: Context, ds, x, y, distilled, augmentation: str, runs: int, test_hardness=None) -> dict:
     return pipeline.evaluate_set(ds, x, y, distilled, ctx.prof, augmentation=augmentation, runs=runs, seed=ctx.seed,
                                  test_hardness=test_hardness, device=ctx.device)
+
+
+# ----------------------------------------------------------------------------- many units at once
+
+def prefetch(calls: list[tuple], desc: str = "units") -> None:
+    """With Ray on (``SELMATCH_RAY``, :mod:`selmatch.cluster`), compute the cached units of ``calls`` (each
+    ``(unit, args)`` or ``(unit, args, kwargs)``) as tasks, each writing its own result file, so that the page's
+    own calls that follow only read them. Without Ray it does nothing: the page computes them in order, as it
+    always has. A unit that refuses its input (a window past the end of its class) is left for the page's own
+    call to report."""
+    if cluster.enabled() and calls:
+        cluster.map(_unit_task, calls, desc=desc)
+
+
+def _unit_task(call: tuple) -> None:
+    unit, args, kwargs = (*call, {})[:3]
+    try:
+        unit(*args, **kwargs)
+    except ValueError:
+        pass
+
+
+def prefetch_dependencies(ctx: Context, ipcs: list[int], distilled: bool = True) -> None:
+    """The units many others read, computed once before them (with Ray): our scores (the easy/hard test
+    halves) and, for distillations, the experts of each IPC (one task per expert)."""
+    if not cluster.enabled():
+        return
+    prefetch([(our_scores, (ctx,))], desc="scores")
+    if distilled:
+        for cfg in {repr(ctx.setting(i).expert): ctx.setting(i).expert for i in ipcs}.values():
+            experts(ctx, ipcs[0], cfg)
 
 
 # ----------------------------------------------------------------------------- scores
