@@ -105,6 +105,9 @@ def _notebook_name(notebook: str, root: Path = ROOT) -> str:
     """``05``, ``05_main_results``, ``05_main_results.md`` or its path -> ``05_main_results``."""
     stem = Path(notebook).name.split(".")[0]
     names = [s.stem for s in notebook_sources(root)]
+    if not names:
+        raise ValueError(f"no notebooks under {root / 'notebooks'}: `selmatch rerun` runs the book's pages from a "
+                         "checkout of the repository (git clone, then pip install -e .)")
     hits = [n for n in names if n == stem or n.split("_")[0] == stem]
     if len(hits) != 1:
         raise ValueError(f"notebook={notebook!r} is not one of the book's notebooks; valid: {', '.join(names)} "
