@@ -52,8 +52,11 @@ def ray_module():
         where = address()
         options = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
         if where == "auto":
+            import atexit
+
             cpus = os.environ.get("SELMATCH_RAY_CPUS")
             ray.init(num_cpus=int(cpus) if cpus else None, **options)
+            atexit.register(ray.shutdown)          # stop the local Ray with this process, quietly
         else:
             ray.init(address=where, **options)
     return ray

@@ -114,7 +114,8 @@ def test_distill_bad_arguments(tmp_path, capsys):
 def test_ray_flag_turns_ray_on_unless_a_cluster_is_named(monkeypatch, capsys):
     from selmatch.cli import main
 
-    monkeypatch.delenv("SELMATCH_RAY", raising=False)
+    monkeypatch.setenv("SELMATCH_RAY", "")          # recorded, so the flag's "auto" is undone after the test
+    monkeypatch.delenv("SELMATCH_RAY")
     assert main(["rerun", "55", "--ray"]) == 2                      # fails on its input, after reading the flag
     assert os.environ["SELMATCH_RAY"] == "auto"
     monkeypatch.setenv("SELMATCH_RAY", "10.0.0.1:6379")
