@@ -5,7 +5,7 @@ claims. Nothing is computed twice: every value comes from a cached unit of :mod:
 from __future__ import annotations
 
 from .report import best_by_val
-from .units import (Context, best_beta, prefetch, prefetch_dependencies, random_coverage, random_eval, selmatch_run,
+from .units import (Context, best_beta, prefetch, random_coverage, random_eval, selmatch_run,
                     window_coverage, window_eval)
 
 
@@ -18,9 +18,8 @@ def _windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "cs
 def sliding_window(ctx: Context, ipcs: list[int], betas: list[float], code_betas: list[float] | None,
                    score: str = "cscore", log=print) -> tuple[list[dict], dict]:
     """Notebook 02: every window (both readings of β) and the random subset, per IPC."""
-    prefetch_dependencies(ctx, ipcs, distilled=False)
     prefetch(_windows(ctx, ipcs, betas, score) + [(window_eval, (ctx, ipc, beta, score, "ipc"))
-                                                  for ipc in ipcs for beta in code_betas or []], desc="windows")
+                                                  for ipc in ipcs for beta in code_betas or []], "windows", ctx)
     rows, rand = [], {}
     for ipc in ipcs:
         rand[ipc] = random_eval(ctx, ipc)["result"]
@@ -38,13 +37,12 @@ def sliding_window(ctx: Context, ipcs: list[int], betas: list[float], code_betas
 def coverage(ctx: Context, ipcs: list[int], alpha: float, betas: list[float], eval_at: list[int]) -> tuple[list[dict], dict]:
     """Notebook 03: coverage of random, window, MTT and SelMatch sets per IPC, and the coverage of MTT and
     SelMatch along the distillation at the largest IPC."""
-    prefetch_dependencies(ctx, ipcs)
-    prefetch(_windows(ctx, ipcs, betas), desc="windows")
+    prefetch(_windows(ctx, ipcs, betas), "windows", ctx)
     prefetch([(selmatch_run, (ctx, ipc, 1.0, 0.0), {"init": "random", "eval_at": tuple(eval_at) if ipc == ipcs[-1] else (),
                                                       "with_coverage": True}) for ipc in ipcs] +
              [(selmatch_run, (ctx, ipc, alpha, best_beta(ctx, ipc, betas)["beta"]),
                {"eval_at": tuple(eval_at) if ipc == ipcs[-1] else (), "with_coverage": True}) for ipc in ipcs],
-             desc="distillations")
+             "distillations", ctx, ipcs)
     rows = []
     for ipc in ipcs:
         beta = best_beta(ctx, ipc, betas)["beta"]
@@ -65,15 +63,14 @@ def ablations(ctx: Context, ipcs: list[int], alphas: list[float], betas: list[fl
               distill_budgets: list[list[int]] | None = None) -> dict:
     """Notebook 04: α per IPC; augmentation and initialisation at the largest IPC and ``alpha_fixed``; and,
     at the smallest IPC, MTT and SelMatch (``alpha_fixed``) at each ``[iterations, syn_steps]`` budget."""
-    prefetch_dependencies(ctx, ipcs)
-    prefetch(_windows(ctx, ipcs, betas), desc="windows")
+    prefetch(_windows(ctx, ipcs, betas), "windows", ctx)
     beta = {ipc: best_beta(ctx, ipc, betas)["beta"] for ipc in ipcs}
     prefetch([(selmatch_run, (ctx, ipc, a, beta[ipc])) for ipc in ipcs for a in alphas] +
              [(selmatch_run, (ctx, ipcs[-1], alpha_fixed, beta[ipcs[-1]]), {"augmentation": a}) for a in ("dsa", "simple")] +
              [(selmatch_run, (ctx, ipcs[-1], alpha_fixed, beta[ipcs[-1]]), {"init": "random"})] +
              [(selmatch_run, (ctx, ipcs[0], a, b), {"init": how, "distill": {"iterations": it, "syn_steps": st}})
               for it, st in distill_budgets or [] for a, b, how in ((1.0, 0.0, "random"), (alpha_fixed, beta[ipcs[0]], "window"))],
-             desc="distillations")
+             "distillations", ctx, ipcs)
     alpha_rows = [{"ipc": ipc, "alpha": a, **selmatch_run(ctx, ipc, a, beta[ipc])["result"]["final"]}
                   for ipc in ipcs for a in alphas]
     ipc = ipcs[-1]
@@ -94,11 +91,10 @@ def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list
                  score: str = "cscore") -> dict:
     """Notebooks 05 and 06: random, the best window, MTT and SelMatch (best α on validation) per IPC."""
     alphas = alphas if isinstance(alphas, list) else [alphas]
-    prefetch_dependencies(ctx, ipcs)
     prefetch(_windows(ctx, ipcs, betas, score) + [(selmatch_run, (ctx, ipc, 1.0, 0.0), {"init": "random"}) for ipc in ipcs],
-             desc="windows and MTT")
+             "windows and MTT", ctx, ipcs)
     prefetch([(selmatch_run, (ctx, ipc, a, best_beta(ctx, ipc, betas, score=score)["beta"]), {"score": score})
-              for ipc in ipcs for a in alphas], desc="SelMatch")
+              for ipc in ipcs for a in alphas], "SelMatch", ctx, ipcs)
     results = {}
     for ipc in ipcs:
         window = best_beta(ctx, ipc, betas, score=score)
@@ -123,10 +119,9 @@ def _distilled(result: dict) -> dict:
 def crossover(ctx: Context, ipcs: list[int], betas: list[float], eval_at: list[int]) -> list[dict]:
     """Notebook 09: MTT from random real images (DSA evaluation, as MTT's), that initialisation, and the
     best window, per IPC."""
-    prefetch_dependencies(ctx, ipcs)
     prefetch(_windows(ctx, ipcs, betas) + [(selmatch_run, (ctx, ipc, 1.0, 0.0), {"init": "random", "augmentation": "dsa",
                                                                                  "eval_at": tuple(eval_at)}) for ipc in ipcs],
-             desc="windows and MTT")
+             "windows and MTT", ctx, ipcs)
     return [{"ipc": ipc, "Random": random_eval(ctx, ipc)["result"],
              "MTT": selmatch_run(ctx, ipc, 1.0, 0.0, init="random", augmentation="dsa", eval_at=tuple(eval_at))["result"],
              "Sliding window": best_beta(ctx, ipc, betas)} for ipc in ipcs]

@@ -7,6 +7,7 @@ config and code version that made it. Large artifacts (experts, feature networks
 """
 from __future__ import annotations
 
+import contextvars
 import os
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -78,10 +79,41 @@ def dataset(name: str) -> ImageDataset:
     return load_dataset(name)
 
 
+class _Probed(Exception):
+    """Raised by :func:`_cached` while probing (:func:`_is_cached`): whether the unit's result is stored."""
+
+    def __init__(self, stored: bool):
+        super().__init__(stored)
+        self.stored = stored
+
+
+_PROBING = contextvars.ContextVar("probing", default=False)
+
+
+def _is_cached(call: tuple) -> bool:
+    """Whether a unit call's result is already stored, found without computing anything: the unit builds its
+    key as usual and stops at :func:`_cached`."""
+    unit, args, kwargs = (*call, {})[:3]
+    token = _PROBING.set(True)
+    try:
+        unit(*args, **kwargs)
+    except _Probed as p:
+        return p.stored
+    except ValueError:                 # refuses its input (a window past its class): nothing to compute
+        return True
+    finally:
+        _PROBING.reset(token)
+    return True
+
+
 def _cached(ctx: Context, name: str, config: dict, compute) -> dict:
     """:func:`cached` under the context's results folder, recording which copy of the data was used and
     where the result was computed. The data source is deliberately not part of the key (a rebuild from
     committed results needs no data); to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
+    if _PROBING.get():
+        stored = (ctx.root / f"{name}-{config_key(config)}.json").exists() and \
+            os.environ.get("SELMATCH_RECOMPUTE", "") not in ("1", "true")
+        raise _Probed(stored)
     return cached(name, config, compute, ctx.root,
                   provenance=lambda: {"data": dataset(ctx.dataset).source,
                                           "fingerprint": dataset(ctx.dataset).fingerprint[:16], **provenance(ctx.device)})
@@ -94,14 +126,24 @@ def _eval(ctx: Context, ds, x, y, distilled, augmentation: str, runs: int, test_
 
 # ----------------------------------------------------------------------------- many units at once
 
-def prefetch(calls: list[tuple], desc: str = "units") -> None:
+def prefetch(calls: list[tuple], desc: str = "units", ctx: Context | None = None, ipcs: list[int] | None = None) -> None:
     """With Ray on (``SELMATCH_RAY``, :mod:`selmatch.cluster`), compute the cached units of ``calls`` (each
-    ``(unit, args)`` or ``(unit, args, kwargs)``) as tasks, each writing its own result file, so that the page's
-    own calls that follow only read them. Without Ray it does nothing: the page computes them in order, as it
-    always has. A unit that refuses its input (a window past the end of its class) is left for the page's own
-    call to report."""
-    if cluster.enabled() and calls:
-        cluster.map(_unit_task, calls, desc=desc)
+    ``(unit, args)`` or ``(unit, args, kwargs)``) that are not stored yet as tasks, each writing its own result
+    file, so that the page's own calls that follow only read them. Before them, with ``ctx`` and ``ipcs``, the
+    units they read (our scores; the experts of each IPC, one task per expert) are computed once. Without Ray it
+    does nothing: the page computes them in order, as it always has. A unit that refuses its input (a window
+    past the end of its class) is left for the page's own call to report."""
+    if not cluster.enabled() or not calls:
+        return
+    todo = [c for c in calls if not _is_cached(c)]
+    if not todo:
+        return
+    if ctx is not None:
+        cluster.map(_unit_task, [(our_scores, (ctx,))], desc="scores")
+        if ipcs and any(c[0] is selmatch_run for c in todo):
+            for cfg in {repr(ctx.setting(i).expert): ctx.setting(i).expert for i in ipcs}.values():
+                experts(ctx, ipcs[0], cfg)
+    cluster.map(_unit_task, todo, desc=desc)
 
 
 def _unit_task(call: tuple) -> None:
@@ -110,17 +152,6 @@ def _unit_task(call: tuple) -> None:
         unit(*args, **kwargs)
     except ValueError:
         pass
-
-
-def prefetch_dependencies(ctx: Context, ipcs: list[int], distilled: bool = True) -> None:
-    """The units many others read, computed once before them (with Ray): our scores (the easy/hard test
-    halves) and, for distillations, the experts of each IPC (one task per expert)."""
-    if not cluster.enabled():
-        return
-    prefetch([(our_scores, (ctx,))], desc="scores")
-    if distilled:
-        for cfg in {repr(ctx.setting(i).expert): ctx.setting(i).expert for i in ipcs}.values():
-            experts(ctx, ipcs[0], cfg)
 
 
 # ----------------------------------------------------------------------------- scores
