@@ -102,4 +102,7 @@ def map(fn: Callable, items: Iterable, *, shared: dict | None = None, device: st
                     failed += 1
             bar.update(len(ready))
             bar.set_postfix(running=len(pending), failed=failed)
-    return ray.get(refs)
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as err:      # the task's own error, as if it had run here
+        raise err.as_instanceof_cause() from None

@@ -15,7 +15,7 @@ import torch
 from . import cluster
 from .data import ImageDataset
 from .select import Selection
-from .device import DeviceLike
+from .device import DeviceLike, resolve_device
 from .train import TrainConfig, predict, train
 
 
@@ -65,6 +65,7 @@ def evaluate(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: tor
     """Train ``runs`` fresh networks on ``(x, y)`` on ``device`` and test each on ``(x_test, y_test)``."""
     if runs < 1:
         raise ValueError(f"runs={runs} must be >= 1")
+    resolve_device(device)             # a device this machine lacks fails here, before any task starts
     t0 = time.perf_counter()
     # run r trains with seed + r wherever it runs: as Ray tasks with SELMATCH_RAY (selmatch.cluster), else here
     per_run: list[dict[str, float]] = cluster.map(

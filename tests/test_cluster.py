@@ -148,3 +148,24 @@ def test_an_expert_whose_worker_dies_is_retrained_and_equal(local_ray, tmp_path,
     for a, b in zip(serial, on_ray):
         assert all(torch.equal(p, q) for p, q in zip(load_trajectory(a).params, load_trajectory(b).params))
     assert not list((tmp_path / "ray").glob("*.tmp*"))
+
+
+def _fails(k: int) -> int:
+    raise ValueError(f"k={k} is not accepted")
+
+
+def test_a_tasks_error_is_raised_as_itself(local_ray):
+    from selmatch import cluster
+
+    with pytest.raises(ValueError, match="k=2 is not accepted"):
+        cluster.map(_fails, [2], progress=False, retries=0)
+
+
+def test_every_entry_point_refuses_a_missing_device_on_ray_too(local_ray, tmp_path):
+    from selmatch import TrainConfig, evaluate
+
+    x, y = _data(2)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises((ValueError, RuntimeError), match="cuda"):
+        evaluate(x, y, x, y, TrainConfig(model="convnet", width=4, epochs=1), runs=2, num_classes=10, device="cuda")
