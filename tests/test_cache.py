@@ -59,3 +59,13 @@ def test_every_committed_result_carries_a_valid_checksum():
             with np.load(f.with_suffix(".npz")) as z:
                 arrays = {k: z[k] for k in z.files}
         assert record.get("checksum") == checksum(record, arrays), f
+
+
+def test_results_are_stamped_with_the_code_this_process_loaded(tmp_path, monkeypatch):
+    """A commit made while a long run is going does not relabel the run's later results."""
+    from selmatch.companion import cache
+
+    loaded = cache.code_version()
+    monkeypatch.setattr(cache, "_version_now", lambda: "0.0.0+moved-on")
+    out = cache.cached("unit", {"a": 1}, lambda: {"x": 1}, tmp_path)
+    assert out["version"] == loaded != "0.0.0+moved-on"

@@ -26,7 +26,13 @@ from ..artifacts import atomic_write, config_key, differences
 
 
 def code_version() -> str:
-    """The package version plus the git commit of the checkout, where there is one."""
+    """The package version plus the git commit of the checkout (``.dirty`` if ``selmatch/`` had uncommitted
+    changes), as it was when this process loaded the package: a long run stamps its results with the code it
+    runs, even when the checkout moves on meanwhile."""
+    return _LOADED
+
+
+def _version_now() -> str:
     try:
         repo = Path(__file__).resolve().parents[2]      # the checkout holding selmatch/
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
@@ -37,6 +43,8 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return __version__
 
+
+_LOADED = _version_now()
 
 def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.PathLike = "results",
            force: bool = False, provenance: Callable[[], dict] | None = None) -> dict:
