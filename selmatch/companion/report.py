@@ -236,12 +236,14 @@ def main_table(results: dict, ctx) -> None:
             cells.append(f"**{fmt(by[m]['mean'], by[m]['std'])}**" + (f"<br>*{paper_word} {fmt(*p)}*" if p else ""))
         rows.append([f"{ipc} ({rt})", *cells])
         sm = by["SelMatch"]
-        chosen.append(f"IPC {ipc}: window β = {by['Sliding window']['beta']} (chosen on the validation half), "
-                      f"α = {sm['alpha']} ({'fixed in advance' if sm.get('alpha_fixed') else 'chosen on the validation half'})")
+        chosen.append((ipc, f"window β = {by['Sliding window']['beta']} (chosen on the validation half), α = {sm['alpha']} "
+                            f"({'fixed in advance' if sm.get('alpha_fixed') else 'chosen on the validation half'})"))
     n = sorted({len(by[m]["runs"]) for by in results.values() for m in METHODS})
     table(rows, ["IPC (ratio)", *METHODS])
+    same = len({c for _, c in chosen}) == 1
     show(f"Test accuracy (%), **ours at `{ctx.profile}`** (mean ± std over {'/'.join(map(str, n))} runs) above "
-         f"*{paper_header if paper_ds != ctx.dataset else 'the paper (ResNet-18-BN, 5 runs)'}*. " + "; ".join(chosen) + ".")
+         f"*{paper_header if paper_ds != ctx.dataset else 'the paper (ResNet-18-BN, 5 runs)'}*. "
+         + (f"At every IPC: {chosen[0][1]}." if same else "; ".join(f"IPC {i}: {c}" for i, c in chosen) + "."))
 
 
 COMPARISONS = (("SelMatch", "MTT"), ("SelMatch", "Sliding window"), ("Sliding window", "Random"), ("MTT", "Random"))
