@@ -33,7 +33,7 @@ from .formats import DataFormatError
 from .select import Selection
 from .student import ParamLayout
 
-VERSIONS = {"selection": 1, "synset": 1, "trajectory": 1, "checkpoint": 1, "scores": 1}
+VERSIONS = {"selection": 1, "synset": 1, "trajectory": 1, "checkpoint": 1, "scores": 1, "snapshot": 1}
 
 
 class ArtifactError(DataFormatError):
@@ -276,6 +276,16 @@ def load_trajectory(path, mmap: bool = True) -> Trajectory:
 
 def save_checkpoint(path, state: dict) -> Path:
     return _save_pt(path, "checkpoint", state)
+
+
+def save_snapshot(path, state: dict) -> Path:
+    """The distilled images at one evaluation point of a run (``iteration``, ``run``, ``x_distill``), so that
+    another evaluator of the same run folder can evaluate them later without distilling again."""
+    return _save_pt(path, "snapshot", state)
+
+
+def load_snapshot(path) -> dict:
+    return _load_pt(path, "snapshot", f"delete {path}; the distillation is redone to make it again")
 
 
 def load_checkpoint(path) -> dict:

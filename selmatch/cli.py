@@ -230,7 +230,7 @@ def cmd_distill(args) -> int:
 
     result = pipeline.distill_selection(ds, sel, args.experts, setting, seed=args.seed, device=args.device,
                                         out=args.out, resume=args.resume, eval_at=eval_at, on_eval=on_eval,
-                                        progress=True)
+                                        progress=True, eval_tag=f"cli:{args.profile}:combined:seed{args.seed}")
     config = {"dataset": ds.name, "source": ds.source, "preset": args.preset, "profile": args.profile,
               "selection": sel.params, "init": args.init, "score": None if args.init == "random" else score,
               "distill": asdict(setting.distill), "experts": args.experts, "expert_config": experts_cfg,

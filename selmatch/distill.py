@@ -33,8 +33,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from .artifacts import (ArtifactError, Trajectory, differences, list_experts, load_checkpoint, load_trajectory,
-                        save_checkpoint)
+from .artifacts import (ArtifactError, Trajectory, differences, list_experts, load_checkpoint, load_snapshot,
+                        load_trajectory, save_checkpoint, save_snapshot)
 from .device import DeviceLike, resolve_device
 from .fast.constant import matching_grads
 from .fast.malloc import reuse_freed_memory
@@ -126,6 +126,7 @@ class _State:
     g: torch.Generator
     history: dict
     iteration: int = 0
+    eval_tag: str = ""      # who made the evaluations in ``history["evals"]`` (see ``distill``)
 
     @classmethod
     def fresh(cls, x_distill: torch.Tensor, cfg: DistillConfig, seed: int, device: torch.device) -> "_State":
@@ -138,7 +139,8 @@ class _State:
     def snapshot(self, run: dict) -> dict:
         return {"run": json.dumps(run), "iteration": self.iteration, "x_distill": self.x_dis.detach().cpu(), "syn_lr": self.syn_lr.detach().cpu(),
                 "opt_img": _cpu(self.opt_img.state_dict()), "opt_lr": _cpu(self.opt_lr.state_dict()),
-                "generator": self.g.get_state(), "history": json.dumps(self.history)}
+                "generator": self.g.get_state(), "history": json.dumps(self.history),
+                "eval_tag": self.eval_tag}
 
     def restore(self, state: dict) -> None:
         """Load a checkpoint written on any device onto this state's device."""
@@ -192,9 +194,11 @@ def _run_record(cfg: DistillConfig, seed: int, model: str, width, depth, n_selec
             "n_select": n_select, "n_distill": n_distill, "identity": identity or {}}
 
 
-def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...], run: dict, iterations: int) -> dict | None:
-    """The checkpoint to continue from, or None (none there, or it lacks evaluations now asked for).
-    A checkpoint of another run, or one past ``iterations``, is refused, naming what differs."""
+def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...], run: dict, iterations: int,
+                  eval_tag: str) -> dict | None:
+    """The checkpoint to continue from, or None (none there, or it lacks evaluations now asked for and
+    the images they need). A checkpoint of another run, or one past ``iterations``, is refused, naming
+    what differs. Evaluations the checkpoint holds from another evaluator (``eval_tag``) are dropped."""
     if ckpt is None or not ckpt.exists():
         return None
     state = load_checkpoint(ckpt)
@@ -211,13 +215,36 @@ def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...], run: dict, iterat
                          "ask for at least that many, or --force to start again")
     if not torch.isfinite(state["x_distill"]).all() or not torch.isfinite(state["syn_lr"]).all():
         raise ArtifactError(f"{ckpt} holds non-finite images or syn_lr; delete it to distill from iteration 0")
-    done = json.loads(state["history"])["evals"]
-    missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in done]
+    history = json.loads(state["history"])
+    mine = state.get("eval_tag") == eval_tag     # a checkpoint of before tags: its evaluations are nobody's
+    history["evals"] = {k: v for k, v in history["evals"].items() if mine and int(k) in eval_at}
+    state["history"], state["eval_tag"] = json.dumps(history), eval_tag
+    missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in history["evals"]
+              and _snapshot(ckpt.parent, e, run) is None]
     if missed:   # a run made without these evaluations: redo it (deterministic) rather than skip them
         warnings.warn(f"checkpoint {ckpt} is at iteration {int(state['iteration'])} but has no evaluation at "
-                      f"{missed}; distilling again from iteration 0", stacklevel=3)
+                      f"{missed} (nor the images to make one); distilling again from iteration 0", stacklevel=3)
         return None
     return state
+
+
+def _snapshot_path(folder: Path, iteration: int) -> Path:
+    return folder / "evals" / f"images-{iteration}.pt"
+
+
+def _snapshot(folder: Path, iteration: int, run: dict) -> torch.Tensor | None:
+    """The distilled images at ``iteration`` as an earlier call saved them for its evaluation, or None."""
+    path = _snapshot_path(folder, iteration)
+    if not path.exists():
+        return None
+    try:
+        blob = load_snapshot(path)
+    except ArtifactError:       # damaged: as if it were not there (the run is redone, which rewrites it)
+        return None
+    if blob.get("run") != json.dumps(run) or int(blob.get("iteration", -1)) != iteration \
+            or not torch.is_tensor(blob.get("x_distill")):
+        return None
+    return blob["x_distill"]
 
 
 def _iteration(net, layout: ParamLayout, experts: ExpertPool, st: _State, x_select: torch.Tensor, y_all: torch.Tensor,
@@ -287,7 +314,8 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
             width: int | None = None, depth: int | None = None, seed: int = 0, out: str | os.PathLike | None = None,
             resume: bool = False, eval_at: tuple[int, ...] = (),
             on_eval: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None,
-            progress: bool = True, device: DeviceLike = "cpu", identity: dict | None = None) -> DistillResult:
+            progress: bool = True, device: DeviceLike = "cpu", identity: dict | None = None,
+            eval_tag: str = "") -> DistillResult:
     """Distill ``x_distill`` (normalised floats) next to the frozen ``x_select`` on ``device``; see the module
     docstring.
 
@@ -298,6 +326,11 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
             iterations, after the iterations since the last one were checked for divergence.
         eval_at: iterations at which ``on_eval(iteration, images, labels, is_distilled)`` is called (CPU
             tensors); its dict is recorded in the history. It never changes what is returned.
+        eval_tag: names what ``on_eval`` computes. Callers that share a run folder but evaluate differently
+            (another augmentation, coverage or not) pass different tags: a resumed checkpoint's evaluations
+            are reused only under the same tag. Others are made again from the images saved at each
+            evaluation point (``out/evals/``), or, for a run made before those were saved, by distilling
+            again from iteration 0 (the same images: the run is deterministic).
         device: where the student, the images, ``syn_lr``, the optimisers and the trajectories live.
         identity: what else the run depends on (the pipeline passes the dataset, its fingerprint and the
             selection); stored in the checkpoint with the hyperparameters, and compared field by field
@@ -318,9 +351,10 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
     st = _State.fresh(x_distill, cfg, seed, device)
     ckpt = Path(out) / "checkpoint.pt" if out else None
     run = _run_record(cfg, seed, model, width, depth, len(x_select), len(x_distill), identity)
-    saved = _resume_state(ckpt, eval_at, run, cfg.iterations) if resume else None
+    saved = _resume_state(ckpt, eval_at, run, cfg.iterations, eval_tag) if resume else None
     if saved is not None:
         st.restore(saved)
+    st.eval_tag = eval_tag
     x_sel, y_all = x_select.to(device, torch.float32), torch.cat([y_select, y_distill]).to(device)
     limit = 100 * float(torch.cat([x_select.flatten(), x_distill.flatten()]).abs().max())
     flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_distill), dtype=torch.bool)])
@@ -328,9 +362,23 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
     def images() -> torch.Tensor:
         return torch.cat([x_select.float(), st.x_dis.detach().cpu()])
 
-    def maybe_eval() -> None:
+    def maybe_eval() -> bool:
         if on_eval is not None and st.iteration in eval_at and str(st.iteration) not in st.history["evals"]:
+            if ckpt is not None:     # for another evaluator of this run (see ``eval_tag``)
+                save_snapshot(_snapshot_path(ckpt.parent, st.iteration),
+                              {"run": json.dumps(run), "iteration": st.iteration, "x_distill": st.x_dis.detach().cpu()})
             st.history["evals"][str(st.iteration)] = on_eval(st.iteration, images(), y_all.cpu(), flags)
+            return True
+        return False
+
+    if on_eval is not None and ckpt is not None:     # evaluation points passed before this call: their images
+        late = sorted(e for e in eval_at if e < st.iteration and str(e) not in st.history["evals"])
+        for e in late:
+            x_e = _snapshot(ckpt.parent, e, run)      # (present: ``_resume_state`` checked)
+            st.history["evals"][str(e)] = on_eval(e, torch.cat([x_select.float(), x_e.float()]), y_all.cpu(), flags)
+        if late:                                      # kept for the next call with this evaluator
+            st.history["evals"] = dict(sorted(st.history["evals"].items(), key=lambda kv: int(kv[0])))
+            save_checkpoint(ckpt, st.snapshot(run))
 
     iterations = cfg.iterations if len(x_distill) else st.iteration   # alpha = 0: nothing to distill
     log_every = min(cfg.checkpoint_every, 10)
@@ -351,5 +399,6 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
             if due and ckpt is not None:
                 save_checkpoint(ckpt, st.snapshot(run))
     bar.close()
-    maybe_eval()
+    if maybe_eval() and ckpt is not None:     # the last point, kept with the checkpoint like the others
+        save_checkpoint(ckpt, st.snapshot(run))
     return DistillResult(images(), y_all.cpu(), flags, float(st.syn_lr.detach().cpu()), st.history)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import pytest
 import torch
@@ -92,6 +93,49 @@ def test_resume_of_finished_run_without_requested_evals_redistills(mnist, expert
                         on_eval=lambda it, *_: {"it": it}, **args)
     assert sorted(again.history["evals"]) == ["0", "2", "4"]
     assert torch.equal(again.images, first.images) and again.history["loss"] == first.history["loss"]
+
+
+def test_evaluations_of_another_evaluator_are_made_again_from_the_saved_images(mnist, experts, tmp_path):
+    """Two callers sharing a run folder but evaluating differently (``eval_tag``) never read each other's
+    evaluations: the second evaluates the images saved at each point by the first, without distilling
+    again, and gets exactly what evaluating during a run of its own gives."""
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, resume=True)
+
+    def evaluator(name):
+        return lambda it, images, labels, flags: {"by": name, "sum": float(images[flags].double().sum())}
+
+    first = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", eval_at=(0, 2, 4),
+                    on_eval=evaluator("A"), eval_tag="A", **args)
+    assert {v["by"] for v in first.history["evals"].values()} == {"A"}
+    alone = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "alone", eval_at=(0, 2, 4),
+                    on_eval=evaluator("B"), eval_tag="B", **args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no "distilling again from iteration 0"
+        second = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", eval_at=(0, 2, 4),
+                         on_eval=evaluator("B"), eval_tag="B", **args)
+    assert second.history["evals"] == alone.history["evals"]
+    assert {v["by"] for v in second.history["evals"].values()} == {"B"}
+    assert second.history["loss"] == first.history["loss"] and torch.equal(second.images, first.images)
+    # A caller with no evaluations gets none, not another caller's; the same tag reuses its own
+    assert distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", **args).history["evals"] == {}
+    calls = []
+    third = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", eval_at=(0, 2, 4),
+                    on_eval=lambda *a: calls.append(a), eval_tag="B", **args)
+    assert calls == [] and third.history["evals"] == alone.history["evals"]
+
+
+def test_evaluations_without_saved_images_redistill(mnist, experts, tmp_path):
+    """Without the images of an evaluation point (a run made before they were saved, or a damaged file),
+    another evaluator's point is made by distilling again: never borrowed."""
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, resume=True, out=tmp_path, eval_at=(0, 2))
+    distill(xs, ys, xd, yd, experts, "convnet_bn", on_eval=lambda it, *_: {"by": "A"}, eval_tag="A", **args)
+    (tmp_path / "evals" / "images-2.pt").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match=r"no evaluation at \[2\] \(nor the images"):
+        again = distill(xs, ys, xd, yd, experts, "convnet_bn", on_eval=lambda it, *_: {"by": "B"}, eval_tag="B",
+                        **args)
+    assert again.history["evals"] == {"0": {"by": "B"}, "2": {"by": "B"}}
 
 
 def test_divergence_names_learning_rates(mnist, experts, tmp_path):

@@ -90,3 +90,26 @@ def test_pictures_read_the_same_distillation_as_its_result(tmp_path, shared_data
     lower_median = np.sort(a["moved"])[(len(a["moved"]) - 1) // 2]        # torch's median of an even count
     assert lower_median == pytest.approx(run["moved_median"], rel=1e-5)
     assert (a["before"] != a["after"]).any()
+
+
+def test_results_sharing_a_distillation_keep_their_own_evaluations(tmp_path, shared_data, monkeypatch):
+    """Notebook 03 (combined augmentation) and the crossover (DSA) distil MTT in one run folder; each result
+    records the evaluations it asked for, made its own way, and the second distils nothing. (The evaluation
+    is replaced by a record of how it was asked for: the test is about who evaluates, not the accuracy.)"""
+    from selmatch.companion import units
+
+    monkeypatch.setattr(units, "test_hardness", lambda ctx: None)
+    monkeypatch.setattr(units, "_eval", lambda ctx, ds, images, labels, flags, augmentation, runs, th:
+                        {"augmentation": augmentation, "pixels": float(images.double().sum())})
+    ctx = units.Context(profile="smoke", dataset="cifar10", results=str(tmp_path / "results"), runs=str(tmp_path / "runs"))
+    dsa = units.selmatch_run(ctx, 2, 1.0, 0.0, init="random", augmentation="dsa", eval_at=(0, 2), runs=1)["result"]
+    ckpt = next((tmp_path / "runs" / "distill").iterdir()) / "checkpoint.pt"
+    written = ckpt.stat().st_mtime_ns
+    comb = units.selmatch_run(ctx, 2, 1.0, 0.0, init="random", eval_at=(0, 2), runs=1)["result"]
+    assert sorted(dsa["evals"]) == sorted(comb["evals"]) == ["0", "2"]
+    assert {e["accuracy"]["augmentation"] for e in dsa["evals"].values()} == {"dsa"}
+    assert {e["accuracy"]["augmentation"] for e in comb["evals"].values()} == {"combined"}
+    assert [e["accuracy"]["pixels"] for e in comb["evals"].values()] == \
+        [e["accuracy"]["pixels"] for e in dsa["evals"].values()]                  # the same images
+    assert comb["loss"] == dsa["loss"] and ckpt.stat().st_mtime_ns > written   # evaluated, not distilled again
+    assert units.selmatch_run(ctx, 2, 1.0, 0.0, init="random", runs=1)["result"]["evals"] == {}

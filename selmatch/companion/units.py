@@ -336,13 +336,13 @@ def _distillation(ctx: Context, ipc: int, alpha: float, beta: float, init: str, 
     if score == "ours":
         run_key.update(ctx.scores_recipe())
 
-    def run(eval_at: tuple[int, ...] = (), on_eval=None):
+    def run(eval_at: tuple[int, ...] = (), on_eval=None, eval_tag: str = ""):
         ds = dataset(ctx.dataset)
         sel = pipeline.initial_selection(ds, init=init, ipc=ipc, alpha=alpha, beta=beta, start_mode=start_mode,
                                          hardness=None if init == "random" else hardness(ctx, score), seed=ctx.seed)
         res = pipeline.distill_selection(ds, sel, experts(ctx, ipc, setting.expert), setting, seed=ctx.seed,
                                          device=ctx.device, out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}",
-                                         resume=True, eval_at=eval_at, on_eval=on_eval)
+                                         resume=True, eval_at=eval_at, on_eval=on_eval, eval_tag=eval_tag)
         return ds, sel, res
 
     return setting, run_key, run
@@ -377,7 +377,8 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
                 out["coverage"] = probe(images)
             return out
 
-        ds, sel, res = run(eval_at, on_eval)
+        # results that share this run folder but evaluate otherwise never read each other's evaluations
+        ds, sel, res = run(eval_at, on_eval, config_key({k: v for k, v in config.items() if k != "runs"}))
         final = _eval(ctx, ds, res.images, res.labels, res.is_distilled, augmentation, runs, th)
         x0 = selection_set(ds, sel)[0][-len(sel.distill_idx):] if len(sel.distill_idx) else None
         moved = None
