@@ -57,15 +57,25 @@ def test_next_design_is_the_profile_where_no_redesign_is_under_way():
 
 
 def test_selmatch_design_next_moves_every_page_to_the_redesign(monkeypatch):
-    from selmatch.companion.units import env_context
-    from selmatch.settings import NEXT_DESIGN, NEXT_GRIDS, NOTEBOOK_GRIDS, notebook_parameters
+    """A redesign under way (none is now: the cpu one replaced its profile) is computed with SELMATCH_DESIGN=next,
+    profile and grids, while a plain build keeps the profile as it is."""
+    from dataclasses import replace
 
+    from selmatch import settings
+    from selmatch.companion.units import env_context
+    from selmatch.settings import NOTEBOOK_GRIDS, get_profile, notebook_parameters
+
+    redesign = replace(get_profile("cpu"), runs=7)
+    monkeypatch.setitem(settings.NEXT_DESIGN, "cpu", redesign)
+    monkeypatch.setitem(settings.NEXT_GRIDS, "cpu", {"05_main_results": {"ipcs": [10], "betas": [0.5], "alphas": [0.5]}})
     assert env_context(profile="cpu").design is None
+    assert notebook_parameters("05_main_results", "cpu", ipcs=None) == {"ipcs": NOTEBOOK_GRIDS["cpu"]["05_main_results"]["ipcs"]}
     monkeypatch.setenv("SELMATCH_DESIGN", "next")
-    assert env_context(profile="cpu").prof is NEXT_DESIGN["cpu"]
+    assert env_context(profile="cpu").prof is redesign
     assert env_context(profile="smoke").design is None           # no redesign under way
-    page, grid = next(iter(NEXT_GRIDS["cpu"].items()))
-    assert notebook_parameters(page, "cpu", **{k: None for k in grid}) == grid != NOTEBOOK_GRIDS["cpu"][page]
+    assert notebook_parameters("05_main_results", "cpu", ipcs=None, alphas=None) == {"ipcs": [10], "alphas": [0.5]}
+    assert notebook_parameters("02_sliding_window", "cpu", ipcs=None) == \
+        {"ipcs": NOTEBOOK_GRIDS["cpu"]["02_sliding_window"]["ipcs"]}   # pages the redesign leaves keep their grid
     monkeypatch.setenv("SELMATCH_DESIGN", "nest")
     with pytest.raises(ValueError, match="SELMATCH_DESIGN='nest' is not understood"):
         env_context(profile="cpu")

@@ -526,7 +526,7 @@ def pilot_table(pilots: list[dict], ctx) -> None:
 
 def design_conclusions(pilots: list[dict], ctx, design) -> None:
     """Which expert set improved the images most at each IPC, and the profile before and after."""
-    from ..settings import get_profile
+    from ..settings import FIRST_DESIGN, get_profile
 
     out = []
     for ipc in sorted({p["ipc"] for p in pilots}):
@@ -540,8 +540,8 @@ def design_conclusions(pilots: list[dict], ctx, design) -> None:
             out.append(f"  At IPC {ipc} every expert set *lowers* accuracy below the real images it started from. "
                        "Why is open: fewer student steps per image as the set grows, too short or too few experts, "
                        "too high an image learning rate are candidate explanations, and hypotheses until a "
-                       "distillation-budget sweep tests them (none has run at this profile yet).")
-    old = get_profile(ctx.profile)
+                       "distillation-budget sweep tests them (the ablations page runs one).")
+    old = FIRST_DESIGN.get(ctx.profile, get_profile(ctx.profile))
     show("\n".join(out))
     rows = [["evaluation", f"lr {old.eval.lr:g}, E = {old.eval_full_epochs:g}, {old.eval_min_epochs}–{old.eval_max_epochs} epochs, "
              f"{old.runs} runs", f"lr {design.eval.lr:g}, E = {design.eval_full_epochs:g}, "
@@ -550,7 +550,7 @@ def design_conclusions(pilots: list[dict], ctx, design) -> None:
                        ("distillation", old.distillation.distill, design.distillation.distill)):
         changed = [f"{k} {getattr(a, k)} → {getattr(b, k)}" for k in a.__dataclass_fields__ if getattr(a, k) != getattr(b, k)]
         rows.append([what, "", "; ".join(changed) or "unchanged"])
-    table(rows, ["part", f"`{ctx.profile}` as built so far", "redesigned"])
+    table(rows, ["part", f"`{ctx.profile}` as first built", "as the pilots chose it (the profile now)"])
 
 
 # ----------------------------------------------------------------------------- distillation against selection
