@@ -61,6 +61,27 @@ def test_every_committed_result_carries_a_valid_checksum():
         assert record.get("checksum") == checksum(record, arrays), f
 
 
+def test_every_committed_result_was_made_by_committed_code():
+    """A result's version names a commit of this repository's history and never an uncommitted tree
+    (``.dirty``): the code that made each number in the book can be checked out."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=repo, capture_output=True, text=True)
+    if shallow.returncode or shallow.stdout.strip() != "false":
+        pytest.skip("not a git checkout with its whole history")
+    versions = {}
+    for f in sorted((repo / "results").glob("*/*.json")):
+        versions.setdefault(json.loads(f.read_text())["version"], f)
+    assert versions
+    for version, f in versions.items():
+        assert "+" in version and not version.endswith(".dirty"), (version, f)
+        commit = version.split("+")[1]
+        known = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=repo, capture_output=True)
+        assert known.returncode == 0, f"{f}: version {version} is not a commit of this history"
+
+
 def test_results_are_stamped_with_the_code_this_process_loaded(tmp_path, monkeypatch):
     """A commit made while a long run is going does not relabel the run's later results."""
     from selmatch.companion import cache

@@ -42,3 +42,32 @@ def test_method_figure_is_written(tmp_path):
     (path,) = write(tmp_path)
     text = path.read_text()
     assert path.suffix == ".svg" and "<svg" in text and text.count("<text") + text.count("<use") > 10
+
+
+def test_distillation_budgets_are_judged_against_the_profiles_own_budget(monkeypatch):
+    """Each budget is compared with the one every other page uses (paired), and the verdict on "the
+    distillation is too short" counts the larger budgets found above it."""
+    from types import SimpleNamespace
+
+    from selmatch.companion import report
+
+    shown = []
+    monkeypatch.setattr(report, "show", shown.append)
+    ctx = SimpleNamespace(dataset="cifar10", profile="cpu",
+                          setting=lambda ipc: SimpleNamespace(distill=SimpleNamespace(iterations=300, syn_steps=10)))
+
+    def row(it, steps, runs):
+        return {"method": "MTT", "ipc": 250, "iterations": it, "syn_steps": steps, "runs": runs, "mean": sum(runs) / 5,
+                "std": 0.1, "syn_lr": 0.01, "moved_median": 0.1}
+
+    base = [50.0, 51.0, 52.0, 53.0, 54.0]
+    rows = [row(100, 10, [r - 3 for r in base]), row(300, 10, base), row(900, 10, [r + 2 + 0.1 * k for k, r in enumerate(base)]),
+            row(300, 30, [r + (0.5 if k % 2 else -0.5) for k, r in enumerate(base)])]
+    report.distill_budget_conclusions(rows, ctx)
+    text = shown[-1]
+    assert "against the reference budget 300 × 10 (3000 student steps)" in text
+    assert "100 × 10 is below 300 × 10" in text and "900 × 10 is above 300 × 10" in text
+    assert "no difference between 300 × 30 and 300 × 10 is detected" in text
+    assert "Of 2 larger budget(s), 1 is above the reference and 0 below: more distillation helps here." in text
+    report.distill_budget_table(rows, ctx)
+    assert shown[-1].count("| – |") == 1                                  # the reference row has no difference

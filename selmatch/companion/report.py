@@ -695,32 +695,55 @@ def claims_table(claims: list[dict], ctx) -> None:
 
 # ----------------------------------------------------------------------------- the distillation-budget sweep
 
+def _budget_reference(mine: list[dict], ctx) -> dict:
+    """The row at the profile's own distillation budget (what the other pages use), else the smallest."""
+    d = ctx.setting(mine[0]["ipc"]).distill
+    own = [r for r in mine if (r["iterations"], r["syn_steps"]) == (d.iterations, d.syn_steps)]
+    return own[0] if own else mine[0]
+
+
+def _by_budget(rows: list[dict], method: str) -> list[dict]:
+    return sorted((r for r in rows if r["method"] == method), key=lambda r: (r["iterations"] * r["syn_steps"], r["iterations"]))
+
+
 def distill_budget_table(rows: list[dict], ctx) -> None:
-    """MTT and SelMatch at each distillation budget, each against the smallest budget of the same method
-    (paired runs), with how far the images moved."""
+    """MTT and SelMatch at each distillation budget, each against the same method at the profile's own budget
+    (paired runs; the smallest budget where the profile's is not swept), with how far the images moved."""
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
-        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: (r["iterations"] * r["syn_steps"],
-                                                                                    r["iterations"]))
-        base = mine[0]
+        mine = _by_budget(rows, method)
+        base = _budget_reference(mine, ctx)
         for r in mine:
             p = "–" if r is base else str(paired(r, base))
             out.append([method, r["iterations"], r["syn_steps"], r["iterations"] * r["syn_steps"],
                         fmt(r["mean"], r["std"]), p, f"{r['syn_lr']:.3f}",
                         "–" if r.get("moved_median") is None else f"{100 * r['moved_median']:.0f} %"])
-    table(out, ["method", "iterations", "syn_steps", "student steps", f"test accuracy ({ctx.profile}, %)",
-                "− smallest budget (paired)", "syn_lr", "images moved"])
+    table(out, ["method", "iterations", "syn_steps", "student steps", f"test accuracy ({ctx.profile}, {ctx.dataset}, %)",
+                "− reference budget (paired)", "syn_lr", "images moved"])
 
 
 def distill_budget_conclusions(rows: list[dict], ctx) -> None:
+    """Each budget against the reference one, per method, and what that says of "the distillation is too short"."""
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
-        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["iterations"] * r["syn_steps"])
+        mine = _by_budget(rows, method)
         if len(mine) < 2:
             continue
-        lo, hi = mine[0], mine[-1]
-        out.append(f"- **{method}, IPC {lo['ipc']}**: from {lo['iterations']} × {lo['syn_steps']} to "
-                   f"{hi['iterations']} × {hi['syn_steps']} student steps, "
-                   f"{phrase(paired(hi, lo), 'the largest budget', 'the smallest')}.")
+        ref = _budget_reference(mine, ctx)
+        steps = ref["iterations"] * ref["syn_steps"]
+        name = lambda r: f"{r['iterations']} × {r['syn_steps']}"                      # noqa: E731
+        parts = [f"{name(r)}: {phrase(paired(r, ref), name(r), name(ref))}" for r in mine if r is not ref]
+        larger = [paired(r, ref) for r in mine if r["iterations"] * r["syn_steps"] > steps]
+        above = sum(p.verdict == "above" for p in larger)
+        below = sum(p.verdict == "below" for p in larger)
+        out.append(f"- **{method}, IPC {ref['ipc']} ({ratio(ctx.dataset, ref['ipc'])})**, against the reference budget "
+                   f"{name(ref)} ({steps} student steps): " + "; ".join(parts) + ".")
+        if larger:
+            out.append(f"  *Is the distillation too short?* Of {len(larger)} larger budget(s), {above} "
+                       f"{'is' if above == 1 else 'are'} above the reference and {below} below: "
+                       + ("more distillation helps here." if above and not below else
+                          "more distillation hurts here." if below and not above else
+                          "mixed." if above and below else
+                          "no gain from more distillation is detected at this number of runs."))
     if out:
         show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
