@@ -35,3 +35,25 @@ def test_from_scratch_time_charges_a_shared_result_once():
             {"key_seconds": {"window-a": 60.0, "selmatch-c": 300.0}},
             {"key_seconds": {}}]
     assert first_compute_seconds(rows) == [90.0, 300.0, 0.0]
+
+
+def test_a_long_page_reports_each_result_it_computes_as_it_lands(tmp_path):
+    """The book runner prints one line per computed result while the page runs (not per result read)."""
+    import threading
+    import time
+
+    from selmatch.companion.book import _report_computed
+
+    log = tmp_path / "cache.log"
+    lines, done = [], threading.Event()
+    watcher = threading.Thread(target=_report_computed, args=(log, done, time.perf_counter(), lines.append, 0.05))
+    watcher.start()
+    log.write_text(json.dumps({"name": "window_eval", "key": "abc", "seconds": 90.0, "cached": False}) + "\n"
+                   + json.dumps({"name": "random_eval", "key": "def", "seconds": 5.0, "cached": True}) + "\n")
+    time.sleep(0.3)
+    assert len(lines) == 1 and "computed window_eval-abc (1.5 min)" in lines[0]
+    with log.open("a") as f:
+        f.write(json.dumps({"name": "selmatch", "key": "123", "seconds": 30.0, "cached": False}) + "\n{\"name\": ")
+    done.set()
+    watcher.join(2)
+    assert not watcher.is_alive() and len(lines) == 2 and "selmatch-123 (0.5 min)" in lines[1]

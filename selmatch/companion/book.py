@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,8 +33,30 @@ def notebook_sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.md"))
 
 
-def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path | None = None) -> dict:
-    """Run one jupytext notebook with papermill; returns timing and the cached results it touched."""
+def _report_computed(cache_log: Path, done: threading.Event, t0: float, progress, every: float = 5.0) -> None:
+    """While a notebook runs, pass each result it computes (not those it reads) to ``progress`` as a line:
+    an hours-long page shows where it is. Reads the cache log the kernel appends to."""
+    seen = 0
+    while True:
+        stop = done.wait(every)
+        lines = cache_log.read_text().splitlines() if progress and cache_log.exists() else []
+        for line in lines[seen:]:
+            try:
+                u = json.loads(line)
+            except ValueError:          # a line being written: read it next time
+                break
+            seen += 1
+            if not u["cached"]:
+                progress(f"  [{(time.perf_counter() - t0) / 60:.0f} min] computed {u['name']}-{u['key']} "
+                         f"({u['seconds'] / 60:.1f} min)")
+        if stop:
+            return
+
+
+def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path | None = None,
+            progress=None) -> dict:
+    """Run one jupytext notebook with papermill; returns timing and the cached results it touched.
+    ``progress`` (e.g. ``print``) receives a line for each result computed, as it lands."""
     import jupytext
     import papermill
 
@@ -46,6 +69,9 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
         os.environ["SELMATCH_CACHE_LOG"] = str(cache_log)
         t0 = time.perf_counter()
         error = None
+        done = threading.Event()
+        watcher = threading.Thread(target=_report_computed, args=(cache_log, done, t0, progress), daemon=True)
+        watcher.start()
         try:
             papermill.execute_notebook(str(src_ipynb), str(out), parameters=parameters, cwd=str(cwd),
                                        kernel_name="python3", progress_bar=False)
@@ -53,6 +79,8 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         finally:
             os.environ.pop("SELMATCH_CACHE_LOG", None)
+            done.set()
+            watcher.join()
         seconds = time.perf_counter() - t0
         used = [json.loads(line) for line in cache_log.read_text().splitlines()] if cache_log.exists() else []
     # a result a page reads twice (a window that is also the best window) counts once
@@ -441,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         params = {} if src.stem in (QUICKSTART, MEASUREMENTS) else {"profile": args.profile}
         print(f"executing {src.name} {params} ...", flush=True)
-        row = execute(src, ROOT / "book" / "notebooks" / f"{src.stem}.ipynb", params)
+        row = execute(src, ROOT / "book" / "notebooks" / f"{src.stem}.ipynb", params,
+                      progress=lambda line: print(line, flush=True))
         rows.append(row)
         if not row["error"] and params.get("profile"):
             bundle_results(src.stem, params["profile"], row["keys"])
