@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 ENV = "SELMATCH_RAY"
 OFF = ("", "0", "off", "false", "no")
