@@ -56,7 +56,8 @@ class DistillConfig:
     iterations: int = 10_000
     syn_steps: int = 55           # student steps per iteration (N)
     expert_epochs: int = 2        # expert epochs matched (M)
-    max_start_epoch: int = 80     # start epoch t is drawn from [0, max_start_epoch)
+    max_start_epoch: int = 80     # start epoch t is drawn from [min_start_epoch, max_start_epoch)
+    min_start_epoch: int = 0      # > 0 matches only later segments of the experts (as DATM does at large IPC)
     lr_img: float = 1000.0        # SGD step on the D_distill pixels
     lr_lr: float = 1e-5           # SGD step on syn_lr
     lr_init: float = 1e-3         # initial syn_lr
@@ -71,6 +72,9 @@ class DistillConfig:
         for name in ("iterations", "syn_steps", "expert_epochs", "max_start_epoch", "checkpoint_every"):
             if getattr(self, name) < 1 and not (name == "iterations" and self.iterations == 0):
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not 0 <= self.min_start_epoch < self.max_start_epoch:
+            raise ValueError(f"min_start_epoch={self.min_start_epoch} must be in [0, max_start_epoch="
+                             f"{self.max_start_epoch})")
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ValueError(f"batch_syn={self.batch_syn} must be >= 1 (or None for the whole set)")
         if self.memory not in MEMORY_MODES:
@@ -84,6 +88,12 @@ class DistillConfig:
 
     def with_(self, **changes) -> "DistillConfig":
         return replace(self, **changes)
+
+    def numbers(self) -> dict:
+        """The fields that change the distilled images (not the memory mode, which computes the same gradients);
+        ``min_start_epoch`` only where it is set, so that results made before it existed keep their keys."""
+        return {k: v for k, v in asdict(self).items()
+                if k != "memory" and not (k == "min_start_epoch" and v == 0)}
 
 
 @dataclass
@@ -189,7 +199,7 @@ def _run_record(cfg: DistillConfig, seed: int, model: str, width, depth, n_selec
                 identity: dict | None) -> dict:
     """What a checkpoint must match to be continued: everything but the length of the run and the
     settings that do not change the numbers (memory mode, checkpoint interval)."""
-    same = {k: v for k, v in asdict(cfg).items() if k not in ("iterations", "memory", "checkpoint_every")}
+    same = {k: v for k, v in cfg.numbers().items() if k not in ("iterations", "checkpoint_every")}
     return {"distill": same, "seed": seed, "network": {"model": model, "width": width, "depth": depth},
             "n_select": n_select, "n_distill": n_distill, "identity": identity or {}}
 
@@ -253,7 +263,7 @@ def _iteration(net, layout: ParamLayout, experts: ExpertPool, st: _State, x_sele
     Returns the matching loss as a device tensor (read back later, without a sync per iteration)."""
     g = st.g
     traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
-    t = int(torch.randint(cfg.max_start_epoch, (1,), generator=g))
+    t = cfg.min_start_epoch + int(torch.randint(cfg.max_start_epoch - cfg.min_start_epoch, (1,), generator=g))
     start, target = traj.params[t], traj.params[t + cfg.expert_epochs]
     batches = [b.to(x_select.device) for b in minibatches(len(x_select) + len(st.x_dis), cfg.batch_syn, cfg.syn_steps, g)]
     st.opt_img.zero_grad(set_to_none=True)

@@ -331,7 +331,7 @@ def _distillation(ctx: Context, ipc: int, alpha: float, beta: float, init: str, 
     run_key = {**ctx.base(), "ipc": ipc, "alpha": alpha, "beta": beta, "init": init, "score": score,
                "start_mode": start_mode,
                # the memory mode computes the same gradients, so it is not part of what a result depends on
-               "distill": {k: v for k, v in asdict(setting.distill).items() if k != "memory"},
+               "distill": setting.distill.numbers(),
                "expert": asdict(setting.expert)}
     if score == "ours":
         run_key.update(ctx.scores_recipe())
