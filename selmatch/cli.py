@@ -222,15 +222,13 @@ def cmd_distill(args) -> int:
     # the network is the experts' own, so the two always match
     setting = replace(setting, expert=ExpertConfig(**experts_cfg["expert"]), distill=replace(setting.distill, **changes))
     prof = get_profile(args.profile)
-    eval_at = args.eval_at or ()
-
-    def on_eval(iteration, images, labels, flags):
-        return pipeline.evaluate_set(ds, images, labels, flags, prof, augmentation="combined", runs=1, seed=args.seed,
-                                     device=args.device)
-
     result = pipeline.distill_selection(ds, sel, args.experts, setting, seed=args.seed, device=args.device,
-                                        out=args.out, resume=args.resume, eval_at=eval_at, on_eval=on_eval,
-                                        progress=True, eval_tag=f"cli:{args.profile}:combined:seed{args.seed}")
+                                        out=args.out, resume=args.resume, keep_at=tuple(args.eval_at or ()),
+                                        progress=True)
+    evals = {str(it): pipeline.evaluate_set(ds, torch.cat([result.images[~result.is_distilled], x_it]), result.labels,
+                                            result.is_distilled, prof, augmentation="combined", runs=1,
+                                            seed=args.seed, device=args.device)
+             for it, x_it in result.snapshots.items()}
     config = {"dataset": ds.name, "source": ds.source, "preset": args.preset, "profile": args.profile,
               "selection": sel.params, "init": args.init, "score": None if args.init == "random" else score,
               "distill": asdict(setting.distill), "experts": args.experts, "expert_config": experts_cfg,
@@ -238,10 +236,10 @@ def cmd_distill(args) -> int:
     out = Path(args.out)
     save_synset(out / "synset.npz", result.images, result.labels, result.is_distilled, sel.indices, result.syn_lr,
                 config)
-    atomic_write(out / "history.json", lambda p: p.write_text(json.dumps(result.history) + "\n"))
+    atomic_write(out / "history.json", lambda p: p.write_text(json.dumps({**result.history, "evals": evals}) + "\n"))
     _dump({"out": str(out / "synset.npz"), "images": len(result.images), "distilled": int(result.is_distilled.sum()),
            "syn_lr": result.syn_lr, "final_loss": result.history["loss"][-1] if result.history["loss"] else None,
-           "evals": {k: v["mean"] for k, v in result.history["evals"].items()}}, None)
+           "evals": {k: v["mean"] for k, v in evals.items()}}, None)
     return 0
 
 

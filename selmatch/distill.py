@@ -17,7 +17,7 @@ checkpoint never holds a diverged state.
 ``alpha = 1`` with a random initialisation is plain MTT; ``alpha = 0`` leaves nothing to update.
 Long runs checkpoint every ``checkpoint_every`` iterations and resume bit-for-bit (every random draw
 comes from one ``torch.Generator`` saved with the checkpoint). The returned set is the final
-iteration's; optional evaluations along the way are recorded, never used to choose it.
+iteration's; the images at chosen iterations (``keep_at``) come back beside it for the caller to evaluate.
 """
 from __future__ import annotations
 
@@ -25,10 +25,8 @@ import json
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -102,7 +100,8 @@ class DistillResult:
     labels: torch.Tensor
     is_distilled: torch.Tensor    # bool [N]
     syn_lr: float
-    history: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)      # loss, syn_lr and seconds per iteration
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)   # iteration -> D_distill then (``keep_at``)
 
 
 # ----------------------------------------------------------------------------- the pieces of the loop
@@ -136,7 +135,6 @@ class _State:
     g: torch.Generator
     history: dict
     iteration: int = 0
-    eval_tag: str = ""      # who made the evaluations in ``history["evals"]`` (see ``distill``)
 
     @classmethod
     def fresh(cls, x_distill: torch.Tensor, cfg: DistillConfig, seed: int, device: torch.device) -> "_State":
@@ -144,13 +142,12 @@ class _State:
         syn_lr = torch.tensor(float(cfg.lr_init), device=device, requires_grad=True)
         return cls(x_dis, syn_lr, torch.optim.SGD([x_dis], lr=cfg.lr_img, momentum=cfg.momentum),
                    torch.optim.SGD([syn_lr], lr=cfg.lr_lr, momentum=cfg.momentum),
-                   torch.Generator().manual_seed(seed), {"loss": [], "syn_lr": [], "seconds": [], "evals": {}})
+                   torch.Generator().manual_seed(seed), {"loss": [], "syn_lr": [], "seconds": []})
 
     def snapshot(self, run: dict) -> dict:
         return {"run": json.dumps(run), "iteration": self.iteration, "x_distill": self.x_dis.detach().cpu(), "syn_lr": self.syn_lr.detach().cpu(),
                 "opt_img": _cpu(self.opt_img.state_dict()), "opt_lr": _cpu(self.opt_lr.state_dict()),
-                "generator": self.g.get_state(), "history": json.dumps(self.history),
-                "eval_tag": self.eval_tag}
+                "generator": self.g.get_state(), "history": json.dumps(self.history)}
 
     def restore(self, state: dict) -> None:
         """Load a checkpoint written on any device onto this state's device."""
@@ -164,7 +161,9 @@ class _State:
         self.opt_img.load_state_dict(state["opt_img"])    # optimiser state follows its parameters' device
         self.opt_lr.load_state_dict(state["opt_lr"])
         self.g.set_state(state["generator"])
-        self.history, self.iteration = json.loads(state["history"]), int(state["iteration"])
+        history = json.loads(state["history"])
+        history.pop("evals", None)      # checkpoints of before evaluations left the loop
+        self.history, self.iteration = history, int(state["iteration"])
 
 
 def _cpu(obj):
@@ -204,17 +203,15 @@ def _run_record(cfg: DistillConfig, seed: int, model: str, width, depth, n_selec
             "n_select": n_select, "n_distill": n_distill, "identity": identity or {}}
 
 
-def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...], run: dict, iterations: int,
-                  eval_tag: str) -> dict | None:
-    """The checkpoint to continue from, or None (none there, or it lacks evaluations now asked for and
-    the images they need). A checkpoint of another run, or one past ``iterations``, is refused, naming
-    what differs. Evaluations the checkpoint holds from another evaluator (``eval_tag``) are dropped."""
+def _resume_state(ckpt: Path | None, run: dict, iterations: int) -> dict | None:
+    """The checkpoint to continue from, or None (none there). A checkpoint of another run, or one past
+    ``iterations``, is refused, naming what differs."""
     if ckpt is None or not ckpt.exists():
         return None
     state = load_checkpoint(ckpt)
     stored = json.loads(state["run"]) if "run" in state else None
     if stored is None:
-        raise ValueError(f"{ckpt} was written by an older selmatch and records no configuration; delete it "
+        raise ValueError(f"{ckpt} was written by an older selmatch and records no configuration; move it aside "
                          "(or pass --force) to distill from iteration 0")
     diff = differences(stored, run)
     if diff:
@@ -224,32 +221,26 @@ def _resume_state(ckpt: Path | None, eval_at: tuple[int, ...], run: dict, iterat
         raise ValueError(f"{ckpt} is at iteration {int(state['iteration'])}, past iterations={iterations}; "
                          "ask for at least that many, or --force to start again")
     if not torch.isfinite(state["x_distill"]).all() or not torch.isfinite(state["syn_lr"]).all():
-        raise ArtifactError(f"{ckpt} holds non-finite images or syn_lr; delete it to distill from iteration 0")
-    history = json.loads(state["history"])
-    mine = state.get("eval_tag") == eval_tag     # a checkpoint of before tags: its evaluations are nobody's
-    history["evals"] = {k: v for k, v in history["evals"].items() if mine and int(k) in eval_at}
-    state["history"], state["eval_tag"] = json.dumps(history), eval_tag
-    missed = [e for e in eval_at if e < int(state["iteration"]) and str(e) not in history["evals"]
-              and _snapshot(ckpt.parent, e, run) is None]
-    if missed:   # a run made without these evaluations: redo it (deterministic) rather than skip them
-        warnings.warn(f"checkpoint {ckpt} is at iteration {int(state['iteration'])} but has no evaluation at "
-                      f"{missed} (nor the images to make one); distilling again from iteration 0", stacklevel=3)
-        return None
+        raise ArtifactError(f"{ckpt} holds non-finite images or syn_lr; move it aside to distill from iteration 0")
     return state
 
 
-def _snapshot_path(folder: Path, iteration: int) -> Path:
-    return folder / "evals" / f"images-{iteration}.pt"
+class MissingSnapshots(ValueError):
+    """A resumed run was asked to keep images at iterations it passed without keeping them."""
 
 
-def _snapshot(folder: Path, iteration: int, run: dict) -> torch.Tensor | None:
-    """The distilled images at ``iteration`` as an earlier call saved them for its evaluation, or None."""
-    path = _snapshot_path(folder, iteration)
+def snapshot_path(folder: Path, iteration: int) -> Path:
+    return Path(folder) / "evals" / f"images-{iteration}.pt"
+
+
+def _kept(folder: Path, iteration: int, run: dict) -> torch.Tensor | None:
+    """The distilled images of this run at ``iteration``, as an earlier call kept them, or None."""
+    path = snapshot_path(folder, iteration)
     if not path.exists():
         return None
     try:
         blob = load_snapshot(path)
-    except ArtifactError:       # damaged: as if it were not there (the run is redone, which rewrites it)
+    except ArtifactError:       # damaged: as if it were not there
         return None
     if blob.get("run") != json.dumps(run) or int(blob.get("iteration", -1)) != iteration \
             or not torch.is_tensor(blob.get("x_distill")):
@@ -322,10 +313,8 @@ def _record(st: _State, losses: list[torch.Tensor], lrs: list[torch.Tensor], sec
 def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Tensor, y_distill: torch.Tensor,
             experts: str | os.PathLike | list[Trajectory], model: str, *, num_classes: int, cfg: DistillConfig,
             width: int | None = None, depth: int | None = None, seed: int = 0, out: str | os.PathLike | None = None,
-            resume: bool = False, eval_at: tuple[int, ...] = (),
-            on_eval: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None,
-            progress: bool = True, device: DeviceLike = "cpu", identity: dict | None = None,
-            eval_tag: str = "") -> DistillResult:
+            resume: bool = False, keep_at: tuple[int, ...] = (), progress: bool = True, device: DeviceLike = "cpu",
+            identity: dict | None = None) -> DistillResult:
     """Distill ``x_distill`` (normalised floats) next to the frozen ``x_select`` on ``device``; see the module
     docstring.
 
@@ -334,13 +323,10 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
         model, width, depth: the network the experts were trained with.
         out: folder for ``checkpoint.pt`` (needed for ``resume``); written every ``cfg.checkpoint_every``
             iterations, after the iterations since the last one were checked for divergence.
-        eval_at: iterations at which ``on_eval(iteration, images, labels, is_distilled)`` is called (CPU
-            tensors); its dict is recorded in the history. It never changes what is returned.
-        eval_tag: names what ``on_eval`` computes. Callers that share a run folder but evaluate differently
-            (another augmentation, coverage or not) pass different tags: a resumed checkpoint's evaluations
-            are reused only under the same tag. Others are made again from the images saved at each
-            evaluation point (``out/evals/``), or, for a run made before those were saved, by distilling
-            again from iteration 0 (the same images: the run is deterministic).
+        keep_at: iterations whose distilled images are returned in ``DistillResult.snapshots`` (CPU tensors),
+            and kept in ``out/evals/`` so that a resumed run returns them too. The caller evaluates them;
+            they never change what the run does. A resumed run that passed one of them without keeping it
+            raises :class:`MissingSnapshots` (distill again without ``resume``: the run is deterministic).
         device: where the student, the images, ``syn_lr``, the optimisers and the trajectories live.
         identity: what else the run depends on (the pipeline passes the dataset, its fingerprint and the
             selection); stored in the checkpoint with the hyperparameters, and compared field by field
@@ -352,51 +338,31 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
     device = resolve_device(device)
     if not len(x_select) + len(x_distill):
         raise ValueError("the synthetic set is empty (no D_select and no D_distill images)")
-    bad = [e for e in eval_at if not 0 <= e <= cfg.iterations]
+    bad = [e for e in keep_at if not 0 <= e <= cfg.iterations]
     if bad:
-        raise ValueError(f"eval_at={list(eval_at)}: {bad} outside [0, iterations={cfg.iterations}]")
+        raise ValueError(f"keep_at={list(keep_at)}: {bad} outside [0, iterations={cfg.iterations}]")
     pool = ExpertPool(experts, device)
     net, layout = _student(model, x_distill if len(x_distill) else x_select, num_classes, width, depth, cfg, pool,
                            device)
     st = _State.fresh(x_distill, cfg, seed, device)
     ckpt = Path(out) / "checkpoint.pt" if out else None
     run = _run_record(cfg, seed, model, width, depth, len(x_select), len(x_distill), identity)
-    saved = _resume_state(ckpt, eval_at, run, cfg.iterations, eval_tag) if resume else None
+    saved = _resume_state(ckpt, run, cfg.iterations) if resume else None
     if saved is not None:
         st.restore(saved)
-    st.eval_tag = eval_tag
+    snapshots = _restore_snapshots(ckpt, keep_at, st.iteration, run)
     x_sel, y_all = x_select.to(device, torch.float32), torch.cat([y_select, y_distill]).to(device)
     limit = 100 * float(torch.cat([x_select.flatten(), x_distill.flatten()]).abs().max())
-    flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_distill), dtype=torch.bool)])
-
-    def images() -> torch.Tensor:
-        return torch.cat([x_select.float(), st.x_dis.detach().cpu()])
-
-    def maybe_eval() -> bool:
-        if on_eval is not None and st.iteration in eval_at and str(st.iteration) not in st.history["evals"]:
-            if ckpt is not None:     # for another evaluator of this run (see ``eval_tag``)
-                save_snapshot(_snapshot_path(ckpt.parent, st.iteration),
-                              {"run": json.dumps(run), "iteration": st.iteration, "x_distill": st.x_dis.detach().cpu()})
-            st.history["evals"][str(st.iteration)] = on_eval(st.iteration, images(), y_all.cpu(), flags)
-            return True
-        return False
-
-    if on_eval is not None and ckpt is not None:     # evaluation points passed before this call: their images
-        late = sorted(e for e in eval_at if e < st.iteration and str(e) not in st.history["evals"])
-        for e in late:
-            x_e = _snapshot(ckpt.parent, e, run)      # (present: ``_resume_state`` checked)
-            st.history["evals"][str(e)] = on_eval(e, torch.cat([x_select.float(), x_e.float()]), y_all.cpu(), flags)
-        if late:                                      # kept for the next call with this evaluator
-            st.history["evals"] = dict(sorted(st.history["evals"].items(), key=lambda kv: int(kv[0])))
-            save_checkpoint(ckpt, st.snapshot(run))
-
     iterations = cfg.iterations if len(x_distill) else st.iteration   # alpha = 0: nothing to distill
     log_every = min(cfg.checkpoint_every, 10)
     losses, lrs, seconds = [], [], []
     bar = tqdm(total=iterations, initial=st.iteration, desc="distill", disable=not progress)
     with reuse_freed_memory():     # the unroll's temporaries reuse freed memory: ~1.4x faster on a CPU
-        while st.iteration < iterations:
-            maybe_eval()
+        while True:
+            if st.iteration in keep_at and st.iteration not in snapshots:
+                snapshots[st.iteration] = _keep(ckpt, st, run)
+            if st.iteration >= iterations:
+                break
             t0 = time.perf_counter()
             losses.append(_iteration(net, layout, pool, st, x_sel, y_all, cfg))
             lrs.append(st.syn_lr.detach().clone())
@@ -409,6 +375,27 @@ def distill(x_select: torch.Tensor, y_select: torch.Tensor, x_distill: torch.Ten
             if due and ckpt is not None:
                 save_checkpoint(ckpt, st.snapshot(run))
     bar.close()
-    if maybe_eval() and ckpt is not None:     # the last point, kept with the checkpoint like the others
-        save_checkpoint(ckpt, st.snapshot(run))
-    return DistillResult(images(), y_all.cpu(), flags, float(st.syn_lr.detach().cpu()), st.history)
+    flags = torch.cat([torch.zeros(len(x_select), dtype=torch.bool), torch.ones(len(x_distill), dtype=torch.bool)])
+    return DistillResult(torch.cat([x_select.float(), st.x_dis.detach().cpu()]), y_all.cpu(), flags,
+                         float(st.syn_lr.detach().cpu()), st.history, dict(sorted(snapshots.items())))
+
+
+def _restore_snapshots(ckpt: Path | None, keep_at: tuple[int, ...], iteration: int, run: dict) -> dict:
+    """The images kept at the points of ``keep_at`` that a resumed run has already passed."""
+    passed = [k for k in keep_at if k < iteration]
+    found = {k: _kept(ckpt.parent, k, run) for k in passed} if ckpt is not None else {}
+    missing = [k for k in passed if found.get(k) is None]
+    if missing:
+        raise MissingSnapshots(f"{ckpt} is at iteration {iteration}, past keep_at {missing}, but the images of those "
+                               "iterations were not kept; distill again without resume (the same run) or into "
+                               "another folder")
+    return found
+
+
+def _keep(ckpt: Path | None, st: _State, run: dict) -> torch.Tensor:
+    """The distilled images now (a CPU copy), also written beside the checkpoint for a resumed run."""
+    x = st.x_dis.detach().cpu().clone()
+    if ckpt is not None:
+        save_snapshot(snapshot_path(ckpt.parent, st.iteration), {"run": json.dumps(run), "iteration": st.iteration,
+                                                                 "x_distill": x})
+    return x

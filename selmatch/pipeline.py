@@ -20,7 +20,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -178,16 +177,16 @@ def expert_trajectories(ds: ImageDataset, cfg: ExpertConfig, out: str | os.PathL
 
 def distill_selection(ds: ImageDataset, sel: Selection, experts: str | os.PathLike, setting: Preset, *, seed: int = 0,
                       device: DeviceLike = "cpu", out: str | os.PathLike | None = None, resume: bool = False,
-                      eval_at: tuple[int, ...] = (), on_eval: Callable | None = None,
-                      progress: bool = False, eval_tag: str = "") -> DistillResult:
+                      keep_at: tuple[int, ...] = (), progress: bool = False) -> DistillResult:
     """Distill ``sel`` (D_select frozen, D_distill learned) against ``experts``, with the network of
-    ``setting.expert`` and the hyperparameters of ``setting.distill``."""
+    ``setting.expert`` and the hyperparameters of ``setting.distill``; the images at ``keep_at`` come back in
+    the result's ``snapshots``."""
     x = ds.normalize(ds.x_train[sel.indices])
     n = len(sel.select_idx)
     return distill(x[:n], ds.y_train[sel.select_idx], x[n:], ds.y_train[sel.distill_idx], experts,
                    setting.expert.model, num_classes=ds.num_classes, cfg=setting.distill, width=setting.expert.width,
-                   depth=setting.expert.depth, seed=seed, out=out, resume=resume, eval_at=eval_at, on_eval=on_eval,
-                   progress=progress, device=device, identity=run_identity(ds, sel, experts), eval_tag=eval_tag)
+                   depth=setting.expert.depth, seed=seed, out=out, resume=resume, keep_at=keep_at,
+                   progress=progress, device=device, identity=run_identity(ds, sel, experts))
 
 
 def run_identity(ds: ImageDataset, sel: Selection, experts: str | os.PathLike) -> dict:

@@ -1,15 +1,15 @@
 """SelMatch distillation: the partial update, the loss by hand, resume, divergence, memory modes."""
 from __future__ import annotations
 
+import importlib
 import re
-import warnings
 
 import pytest
 import torch
 
 from conftest import explicit_sgd
 from selmatch.artifacts import expert_path, load_trajectory
-from selmatch.distill import DistillationDiverged, DistillConfig, distill
+from selmatch.distill import DistillationDiverged, DistillConfig, MissingSnapshots, distill
 from selmatch.networks import build_model
 from selmatch.select import random_subset
 from selmatch.student import matching_loss, minibatches
@@ -64,78 +64,58 @@ def test_iteration_zero_loss_by_hand(mnist, experts):
 def test_resume_equals_uninterrupted(mnist, experts, tmp_path):
     xs, ys, xd, yd = small_sets(mnist)
     args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False)
-    full = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "a", **args)
-    state = {"stopped": False}
+    full = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "a", keep_at=(0, 3), **args)
+    calls = {"n": 0}
+    distill_module = importlib.import_module("selmatch.distill")     # the module (the package exports the function)
+    original = distill_module._iteration
 
-    def stop_once(it, *_):
-        if not state["stopped"]:
-            state["stopped"] = True
+    def stop_at_3(*a, **k):           # killed during iteration 3 (after the checkpoint at 2)
+        calls["n"] += 1
+        if calls["n"] == 4:
             raise KeyboardInterrupt
-        return {}
+        return original(*a, **k)
 
-    with pytest.raises(KeyboardInterrupt):
-        distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "b", eval_at=(3,), on_eval=stop_once, **args)
+    distill_module._iteration = stop_at_3
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "b", keep_at=(0, 3), **args)
+    finally:
+        distill_module._iteration = original
     assert (tmp_path / "b" / "checkpoint.pt").exists()               # the work up to iteration 2 is kept
-    resumed = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "b", resume=True, eval_at=(3,),
-                      on_eval=stop_once, **args)
+    resumed = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "b", resume=True, keep_at=(0, 3), **args)
     assert torch.equal(resumed.images, full.images) and resumed.syn_lr == full.syn_lr
     assert resumed.history["loss"] == full.history["loss"]
+    assert list(resumed.snapshots) == [0, 3]
+    assert all(torch.equal(resumed.snapshots[k], full.snapshots[k]) for k in (0, 3))
 
 
-def test_resume_of_finished_run_without_requested_evals_redistills(mnist, experts, tmp_path):
-    """A run finished without evaluations cannot supply them later: it is redone, not silently skipped."""
+def test_snapshots_are_the_images_at_those_iterations(mnist, experts, tmp_path):
+    """``keep_at`` returns the distilled images as they were at each point: iteration 0 is the start, the
+    last is the result, and a shorter run ends where the longer one passed."""
     xs, ys, xd, yd = small_sets(mnist)
-    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, out=tmp_path, resume=True)
-    first = distill(xs, ys, xd, yd, experts, "convnet_bn", **args)
-    assert first.history["evals"] == {}
-    with pytest.warns(UserWarning, match=r"no evaluation at \[0, 2\]"):
-        again = distill(xs, ys, xd, yd, experts, "convnet_bn", eval_at=(0, 2, 4),
-                        on_eval=lambda it, *_: {"it": it}, **args)
-    assert sorted(again.history["evals"]) == ["0", "2", "4"]
-    assert torch.equal(again.images, first.images) and again.history["loss"] == first.history["loss"]
+    args = dict(num_classes=10, width=4, seed=5, progress=False)
+    res = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG, keep_at=(0, 2, 4), **args)
+    assert list(res.snapshots) == [0, 2, 4]
+    assert torch.equal(res.snapshots[0], xd.float()) and torch.equal(res.snapshots[4], res.images[res.is_distilled])
+    short = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(iterations=2), **args)
+    assert torch.equal(res.snapshots[2], short.images[short.is_distilled])
+    assert "evals" not in res.history
 
 
-def test_evaluations_of_another_evaluator_are_made_again_from_the_saved_images(mnist, experts, tmp_path):
-    """Two callers sharing a run folder but evaluating differently (``eval_tag``) never read each other's
-    evaluations: the second evaluates the images saved at each point by the first, without distilling
-    again, and gets exactly what evaluating during a run of its own gives."""
+def test_a_resumed_run_returns_its_kept_images_and_refuses_ones_it_did_not_keep(mnist, experts, tmp_path):
+    """A finished run asked again returns the images it kept, without distilling; asked for a point it passed
+    without keeping it, it says so (the caller distills again), never borrowing other images."""
     xs, ys, xd, yd = small_sets(mnist)
-    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, resume=True)
-
-    def evaluator(name):
-        return lambda it, images, labels, flags: {"by": name, "sum": float(images[flags].double().sum())}
-
-    first = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", eval_at=(0, 2, 4),
-                    on_eval=evaluator("A"), eval_tag="A", **args)
-    assert {v["by"] for v in first.history["evals"].values()} == {"A"}
-    alone = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "alone", eval_at=(0, 2, 4),
-                    on_eval=evaluator("B"), eval_tag="B", **args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # no "distilling again from iteration 0"
-        second = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", eval_at=(0, 2, 4),
-                         on_eval=evaluator("B"), eval_tag="B", **args)
-    assert second.history["evals"] == alone.history["evals"]
-    assert {v["by"] for v in second.history["evals"].values()} == {"B"}
-    assert second.history["loss"] == first.history["loss"] and torch.equal(second.images, first.images)
-    # A caller with no evaluations gets none, not another caller's; the same tag reuses its own
-    assert distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", **args).history["evals"] == {}
-    calls = []
-    third = distill(xs, ys, xd, yd, experts, "convnet_bn", out=tmp_path / "shared", eval_at=(0, 2, 4),
-                    on_eval=lambda *a: calls.append(a), eval_tag="B", **args)
-    assert calls == [] and third.history["evals"] == alone.history["evals"]
-
-
-def test_evaluations_without_saved_images_redistill(mnist, experts, tmp_path):
-    """Without the images of an evaluation point (a run made before they were saved, or a damaged file),
-    another evaluator's point is made by distilling again: never borrowed."""
-    xs, ys, xd, yd = small_sets(mnist)
-    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, resume=True, out=tmp_path, eval_at=(0, 2))
-    distill(xs, ys, xd, yd, experts, "convnet_bn", on_eval=lambda it, *_: {"by": "A"}, eval_tag="A", **args)
+    args = dict(num_classes=10, cfg=CFG, width=4, seed=5, progress=False, resume=True, out=tmp_path)
+    first = distill(xs, ys, xd, yd, experts, "convnet_bn", keep_at=(0, 2), **args)
+    again = distill(xs, ys, xd, yd, experts, "convnet_bn", keep_at=(0, 2, 4), **args)
+    assert again.history["loss"] == first.history["loss"]                  # nothing distilled again
+    assert all(torch.equal(again.snapshots[k], first.snapshots[k]) for k in (0, 2))
+    with pytest.raises(MissingSnapshots, match=r"past keep_at \[1\]"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", keep_at=(1,), **args)
     (tmp_path / "evals" / "images-2.pt").write_bytes(b"damaged")
-    with pytest.warns(UserWarning, match=r"no evaluation at \[2\] \(nor the images"):
-        again = distill(xs, ys, xd, yd, experts, "convnet_bn", on_eval=lambda it, *_: {"by": "B"}, eval_tag="B",
-                        **args)
-    assert again.history["evals"] == {"0": {"by": "B"}, "2": {"by": "B"}}
+    with pytest.raises(MissingSnapshots, match=r"past keep_at \[2\]"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", keep_at=(0, 2), **args)
 
 
 def test_divergence_names_learning_rates(mnist, experts, tmp_path):
@@ -183,6 +163,17 @@ def test_resume_refuses_another_run_and_names_the_fields(mnist, experts, tmp_pat
     assert torch.equal(longer.images, whole.images) and longer.history["loss"] == whole.history["loss"]
 
 
+def test_min_start_epoch_is_checked_and_draws_later_segments(mnist, experts):
+    with pytest.raises(ValueError, match=r"min_start_epoch=2 must be in \[0, max_start_epoch=2\)"):
+        CFG.with_(min_start_epoch=2)
+    assert "min_start_epoch" not in CFG.numbers() and CFG.with_(min_start_epoch=1).numbers()["min_start_epoch"] == 1
+    xs, ys, xd, yd = small_sets(mnist)
+    args = dict(num_classes=10, width=4, seed=5, progress=False)
+    late = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG.with_(min_start_epoch=1), **args)
+    early = distill(xs, ys, xd, yd, experts, "convnet_bn", cfg=CFG, **args)
+    assert late.history["loss"] != early.history["loss"]
+
+
 def test_finite_learning_rates_and_evaluation_points():
     for name in ("lr_img", "lr_init", "lr_lr"):
         with pytest.raises(ValueError, match=f"{name}=inf must be a finite number"):
@@ -191,11 +182,10 @@ def test_finite_learning_rates_and_evaluation_points():
         CFG.with_(lr_img=float("nan"))
 
 
-def test_eval_at_outside_the_run_is_refused(mnist, experts):
+def test_keep_at_outside_the_run_is_refused(mnist, experts):
     xs, ys, xd, yd = small_sets(mnist)
-    with pytest.raises(ValueError, match=r"eval_at=\[0, 9\]: \[9\] outside \[0, iterations=4\]"):
-        distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=CFG, width=4, eval_at=(0, 9),
-                on_eval=lambda *a: {}, progress=False)
+    with pytest.raises(ValueError, match=r"keep_at=\[0, 9\]: \[9\] outside \[0, iterations=4\]"):
+        distill(xs, ys, xd, yd, experts, "convnet_bn", num_classes=10, cfg=CFG, width=4, keep_at=(0, 9), progress=False)
 
 
 def test_bad_inputs(mnist, experts, tmp_path):

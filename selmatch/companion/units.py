@@ -22,6 +22,7 @@ from ..evaluate import selection_set
 from ..experts import ExpertConfig
 from ..data import DATASETS, ImageDataset, load_dataset
 from ..device import provenance
+from ..distill import MissingSnapshots
 from ..scores import load_scores
 from ..settings import Preset, Profile, design_requested, get_profile, next_design
 from .cache import cached
@@ -336,13 +337,17 @@ def _distillation(ctx: Context, ipc: int, alpha: float, beta: float, init: str, 
     if score == "ours":
         run_key.update(ctx.scores_recipe())
 
-    def run(eval_at: tuple[int, ...] = (), on_eval=None, eval_tag: str = ""):
+    def run(keep_at: tuple[int, ...] = ()):
         ds = dataset(ctx.dataset)
         sel = pipeline.initial_selection(ds, init=init, ipc=ipc, alpha=alpha, beta=beta, start_mode=start_mode,
                                          hardness=None if init == "random" else hardness(ctx, score), seed=ctx.seed)
-        res = pipeline.distill_selection(ds, sel, experts(ctx, ipc, setting.expert), setting, seed=ctx.seed,
-                                         device=ctx.device, out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}",
-                                         resume=True, eval_at=eval_at, on_eval=on_eval, eval_tag=eval_tag)
+        args = dict(seed=ctx.seed, device=ctx.device, keep_at=keep_at,
+                    out=Path(ctx.runs) / "distill" / f"{ctx.dataset}-{config_key(run_key)}")
+        path = experts(ctx, ipc, setting.expert)
+        try:
+            res = pipeline.distill_selection(ds, sel, path, setting, resume=True, **args)
+        except MissingSnapshots:    # the folder's run passed these points without keeping them: the same run again
+            res = pipeline.distill_selection(ds, sel, path, setting, resume=False, **args)
         return ds, sel, res
 
     return setting, run_key, run
@@ -367,25 +372,22 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
               "coverage": with_coverage, "runs": runs}
 
     def compute():
-        ds = dataset(ctx.dataset)
+        ds, sel, res = run(tuple(eval_at))
         probe = coverage_probe(ctx) if with_coverage else None
         th = test_hardness(ctx)
-
-        def on_eval(it, images, labels, flags):
-            out = {"accuracy": _eval(ctx, ds, images, labels, flags, augmentation, 1, th)}
+        evals = {}
+        for it, x_it in res.snapshots.items():      # the distillation's trajectory, one run at each point
+            images = torch.cat([res.images[~res.is_distilled], x_it])
+            evals[str(it)] = {"accuracy": _eval(ctx, ds, images, res.labels, res.is_distilled, augmentation, 1, th)}
             if probe is not None:
-                out["coverage"] = probe(images)
-            return out
-
-        # results that share this run folder but evaluate otherwise never read each other's evaluations
-        ds, sel, res = run(eval_at, on_eval, config_key({k: v for k, v in config.items() if k != "runs"}))
+                evals[str(it)]["coverage"] = probe(images)
         final = _eval(ctx, ds, res.images, res.labels, res.is_distilled, augmentation, runs, th)
         x0 = selection_set(ds, sel)[0][-len(sel.distill_idx):] if len(sel.distill_idx) else None
         moved = None
         if x0 is not None:      # how far the distilled images went: ||x - x0|| / ||x0||, per image
             d = res.images[res.is_distilled].flatten(1).cpu()
             moved = ((d - x0.flatten(1)).norm(dim=1) / x0.flatten(1).norm(dim=1)).median().item()
-        out = {"final": final, "syn_lr": res.syn_lr, "loss": res.history["loss"], "evals": res.history["evals"],
+        out = {"final": final, "syn_lr": res.syn_lr, "loss": res.history["loss"], "evals": evals,
                "distill_seconds": float(sum(res.history["seconds"])), "moved_median": moved}
         if probe is not None:
             out["coverage"] = probe(res.images)
