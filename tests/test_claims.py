@@ -1,5 +1,5 @@
-"""selmatch.companion.claims: each claim's verdict follows the paired rule on its page's data."""
-from selmatch.companion.claims import CLAIMS, FAILS, HOLDS, UNDECIDED, combine, evaluate_claims
+"""selmatch.companion.pages.claims: each claim's verdict follows the paired rule on its page's data."""
+from selmatch.companion.pages.claims import CLAIMS, FAILS, HOLDS, UNDECIDED, combine, evaluate_claims
 
 
 def ev(runs, val=None):

@@ -93,8 +93,8 @@ def test_evaluation_runs_through_ray_equal_serial(local_ray):
 
 
 def test_a_page_unit_through_ray_equals_the_in_process_one(local_ray, tmp_path, monkeypatch):
-    """``units.prefetch`` computes a unit as a task; the page's own call then reads it, and it equals the unit
-    computed in this process."""
+    """``cache.run`` computes missing jobs as tasks (each writes its own result file); the records it returns
+    equal the ones computed in this process."""
     from selmatch.companion import units
 
     def ctx(name):
@@ -102,9 +102,11 @@ def test_a_page_unit_through_ray_equals_the_in_process_one(local_ray, tmp_path, 
                              runs=str(tmp_path / name / "runs"))
 
     serial = _serial(lambda: units.random_eval(ctx("serial"), 5))
-    units.prefetch([(units.random_eval, (ctx("ray"), 5))])
+    from selmatch.companion.cache import run
+
+    run([units.random_eval.job(ctx("ray"), 5), units.random_eval.job(ctx("ray"), 6)])
     files = list((tmp_path / "ray" / "results").rglob("random-*.json"))
-    assert len(files) == 1                                       # written by the task
+    assert len(files) == 2                                       # written by the tasks
     on_ray = units.random_eval(ctx("ray"), 5)                   # read back, not computed
     assert on_ray["key"] == serial["key"] and on_ray["result"]["runs"] == serial["result"]["runs"]
 

@@ -7,6 +7,9 @@ The first call runs ``compute()`` (which returns a JSON-able dict, plus numpy ar
 wall time and the date; arrays go to a sidecar ``.npz``. Later calls with the same config read the file.
 The code version is recorded but not part of the key, so a commit that does not change a config does
 not throw results away; ``force=True`` (or ``SELMATCH_RECOMPUTE=1``) recomputes.
+
+A :class:`Job` is one such result still to be had (a name, a config, a compute function); :func:`run` gives
+the records of a list of jobs, computing only the missing ones, serially or as Ray tasks.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -122,3 +126,58 @@ def _log(record: dict, hit: bool) -> None:
         with open(log, "a") as f:
             f.write(json.dumps({"name": record["name"], "key": record["key"], "seconds": record["seconds"],
                                 "cached": hit}) + "\n")
+
+
+# ----------------------------------------------------------------------------- jobs
+
+@dataclass(frozen=True)
+class Job:
+    """One cached result to be had: its kind (``name``), the config it depends on (its key is the config's hash),
+    the function that computes it, and where it is stored. Calling a job returns its record (computing it
+    only when it is not stored); :func:`run` does many at once. ``prepare`` computes what several jobs share
+    (the experts they match, the scores they read) before they run side by side as Ray tasks."""
+
+    name: str
+    config: dict
+    compute: Callable[[], dict] = field(compare=False)
+    root: Path
+    provenance: Callable[[], dict] | None = field(default=None, compare=False)
+    prepare: Callable[[], object] | None = field(default=None, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / f"{self.name}-{config_key(self.config)}.json"
+
+    def stored(self) -> bool:
+        return self.path.exists() and os.environ.get("SELMATCH_RECOMPUTE", "") not in ("1", "true")
+
+    def record(self) -> dict:
+        """The stored or computed record; a result that records that its input does not fit (a window past
+        the end of its class) is returned as it is."""
+        return cached(self.name, self.config, self.compute, self.root, provenance=self.provenance)
+
+    def __call__(self) -> dict:
+        """The record, or a ``ValueError`` with the reason its input was refused."""
+        rec = self.record()
+        if isinstance(rec["result"], dict) and rec["result"].get("fits") is False:
+            raise ValueError(rec["result"]["reason"])
+        return rec
+
+
+def run(jobs: list[Job], desc: str = "units") -> list[dict]:
+    """The records of ``jobs``, in order, computing only the missing ones: in this process, one after another,
+    or, with Ray on (:mod:`selmatch.cluster`), as Ray tasks that each write their own result file (after each
+    missing job's ``prepare``, in this process)."""
+    from .. import cluster
+
+    todo = list({j.path: j for j in jobs if not j.stored()}.values())
+    if cluster.enabled() and len(todo) > 1:
+        for j in todo:
+            if j.prepare is not None:
+                j.prepare()
+        cluster.map(_compute, todo, desc=desc)
+    return [j.record() for j in jobs]
+
+
+def _compute(job: Job) -> None:
+    job.record()

@@ -7,7 +7,7 @@ config and code version that made it. Large artifacts (experts, feature networks
 """
 from __future__ import annotations
 
-import contextvars
+import functools
 import os
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import cluster, pipeline
+from .. import pipeline
 from ..artifacts import config_key
 from ..evaluate import selection_set
 from ..experts import ExpertConfig
@@ -25,7 +25,7 @@ from ..device import provenance
 from ..distill import MissingSnapshots
 from ..scores import load_scores
 from ..settings import Preset, Profile, design_requested, get_profile, next_design
-from .cache import cached
+from .cache import Job, run
 
 
 @dataclass(frozen=True)
@@ -80,44 +80,24 @@ def dataset(name: str) -> ImageDataset:
     return load_dataset(name)
 
 
-class _Probed(Exception):
-    """Raised by :func:`_cached` while probing (:func:`_is_cached`): whether the unit's result is stored."""
+def unit(builder):
+    """A unit builds a :class:`~.cache.Job`; calling the unit runs its job and returns the record
+    (``name.job(...)`` gives the job itself, for :func:`~.cache.run`, which runs many at once)."""
+    @functools.wraps(builder)
+    def call(*args, **kwargs) -> dict:
+        return builder(*args, **kwargs)()
 
-    def __init__(self, stored: bool):
-        super().__init__(stored)
-        self.stored = stored
-
-
-_PROBING = contextvars.ContextVar("probing", default=False)
-
-
-def _is_cached(call: tuple) -> bool:
-    """Whether a unit call's result is already stored, found without computing anything: the unit builds its
-    key as usual and stops at :func:`_cached`."""
-    unit, args, kwargs = (*call, {})[:3]
-    token = _PROBING.set(True)
-    try:
-        unit(*args, **kwargs)
-    except _Probed as p:
-        return p.stored
-    except ValueError:                 # refuses its input (a window past its class): nothing to compute
-        return True
-    finally:
-        _PROBING.reset(token)
-    return True
+    call.job = builder
+    return call
 
 
-def _cached(ctx: Context, name: str, config: dict, compute) -> dict:
-    """:func:`cached` under the context's results folder, recording which copy of the data was used and
-    where the result was computed. The data source is deliberately not part of the key (a rebuild from
-    committed results needs no data); to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
-    if _PROBING.get():
-        stored = (ctx.root / f"{name}-{config_key(config)}.json").exists() and \
-            os.environ.get("SELMATCH_RECOMPUTE", "") not in ("1", "true")
-        raise _Probed(stored)
-    return cached(name, config, compute, ctx.root,
-                  provenance=lambda: {"data": dataset(ctx.dataset).source,
-                                          "fingerprint": dataset(ctx.dataset).fingerprint[:16], **provenance(ctx.device)})
+def _job(ctx: Context, name: str, config: dict, compute, prepare=None) -> Job:
+    """A job under the context's results folder, recording which copy of the data was used and where the
+    result was computed. The data source is deliberately not part of the key (a rebuild from committed
+    results needs no data); to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
+    return Job(name, config, compute, ctx.root, prepare=prepare,
+               provenance=lambda: {"data": dataset(ctx.dataset).source,
+                                   "fingerprint": dataset(ctx.dataset).fingerprint[:16], **provenance(ctx.device)})
 
 
 def _eval(ctx: Context, ds, x, y, distilled, augmentation: str, runs: int, test_hardness=None) -> dict:
@@ -125,39 +105,10 @@ def _eval(ctx: Context, ds, x, y, distilled, augmentation: str, runs: int, test_
                                  test_hardness=test_hardness, device=ctx.device)
 
 
-# ----------------------------------------------------------------------------- many units at once
-
-def prefetch(calls: list[tuple], desc: str = "units", ctx: Context | None = None, ipcs: list[int] | None = None) -> None:
-    """With Ray on (``SELMATCH_RAY``, :mod:`selmatch.cluster`), compute the cached units of ``calls`` (each
-    ``(unit, args)`` or ``(unit, args, kwargs)``) that are not stored yet as tasks, each writing its own result
-    file, so that the page's own calls that follow only read them. Before them, with ``ctx`` and ``ipcs``, the
-    units they read (our scores; the experts of each IPC, one task per expert) are computed once. Without Ray it
-    does nothing: the page computes them in order, as it always has. A unit that refuses its input (a window
-    past the end of its class) is left for the page's own call to report."""
-    if not cluster.enabled() or not calls:
-        return
-    todo = [c for c in calls if not _is_cached(c)]
-    if not todo:
-        return
-    if ctx is not None:
-        cluster.map(_unit_task, [(our_scores, (ctx,))], desc="scores")
-        if ipcs and any(c[0] is selmatch_run for c in todo):
-            for cfg in {repr(ctx.setting(i).expert): ctx.setting(i).expert for i in ipcs}.values():
-                experts(ctx, ipcs[0], cfg)
-    cluster.map(_unit_task, todo, desc=desc)
-
-
-def _unit_task(call: tuple) -> None:
-    unit, args, kwargs = (*call, {})[:3]
-    try:
-        unit(*args, **kwargs)
-    except ValueError:
-        pass
-
-
 # ----------------------------------------------------------------------------- scores
 
-def our_scores(ctx: Context) -> dict:
+@unit
+def our_scores(ctx: Context) -> Job:
     """Forgetting (train and test) and EL2N recorded while training the profile's score network."""
     cfg = ctx.prof.scores
     config = {**ctx.base(), "train": asdict(cfg)}
@@ -169,7 +120,7 @@ def our_scores(ctx: Context) -> dict:
                 "arrays": {"forgetting_train": rec.forgetting_train.numpy(), "forgetting_test": rec.forgetting_test.numpy(),
                            "el2n": rec.el2n_train.numpy()}}
 
-    return _cached(ctx, "our_scores", config, compute)
+    return _job(ctx, "our_scores", config, compute)
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -186,7 +137,8 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.corrcoef(torch.stack([ranks(a), ranks(b)]))[0, 1].item()
 
 
-def score_study(ctx: Context, per_class: int = 4) -> dict:
+@unit
+def score_study(ctx: Context, per_class: int = 4) -> Job:
     """Our forgetting scores against the published C-scores and forgetting counts."""
     ours = our_scores(ctx)
     config = {**ctx.base(), "ours": ours["key"], "per_class": per_class}
@@ -216,7 +168,7 @@ def score_study(ctx: Context, per_class: int = 4) -> dict:
                 "arrays": {"easy": summary_images(ds, torch.cat(easy).numpy()),
                            "hard": summary_images(ds, torch.cat(hard).numpy())}}
 
-    return _cached(ctx, "score_study", config, compute)
+    return _job(ctx, "score_study", config, compute)
 
 
 def hardness(ctx: Context, score: str) -> torch.Tensor:
@@ -232,8 +184,9 @@ def test_hardness(ctx: Context) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- selection-only baselines
 
+@unit
 def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction",
-                augmentation: str = "dsa", runs: int | None = None) -> dict:
+                augmentation: str = "dsa", runs: int | None = None) -> Job:
     runs = runs or ctx.prof.runs
     config = {**ctx.base(), **ctx.evaluation(), "ipc": ipc, "beta": beta, "score": score, "start_mode": start_mode,
               "augmentation": augmentation, "runs": runs}
@@ -252,13 +205,11 @@ def window_eval(ctx: Context, ipc: int, beta: float, score: str = "cscore", star
         return {**_eval(ctx, ds, x, y, distilled, augmentation, runs),
                 "window_mean_hardness": h[sel.indices].double().mean().item()}
 
-    res = _cached(ctx, "window", config, compute)
-    if res["result"].get("fits") is False:
-        raise ValueError(res["result"]["reason"])
-    return res
+    return _job(ctx, "window", config, compute)
 
 
-def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | None = None) -> dict:
+@unit
+def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | None = None) -> Job:
     runs = runs or ctx.prof.runs
     config = {**ctx.base(), **ctx.evaluation(), "ipc": ipc, "augmentation": augmentation, "runs": runs}
 
@@ -268,11 +219,12 @@ def random_eval(ctx: Context, ipc: int, augmentation: str = "dsa", runs: int | N
                                                                        seed=ctx.seed))
         return _eval(ctx, ds, x, y, distilled, augmentation, runs)
 
-    return _cached(ctx, "random", config, compute)
+    return _job(ctx, "random", config, compute)
 
 
+@unit
 def eval_budget(ctx: Context, ipc: int, full_epochs: float, max_epochs: int | None = None, runs: int = 1,
-                lr: float | None = None, min_epochs: int = 10) -> dict:
+                lr: float | None = None, min_epochs: int = 10) -> Job:
     """A random class-balanced subset evaluated with a given training budget: ``full_epochs`` passes over the
     whole training set's worth of images (epochs = full_epochs * N / subset size, at most ``max_epochs``, at
     least ``min_epochs``).
@@ -293,7 +245,7 @@ def eval_budget(ctx: Context, ipc: int, full_epochs: float, max_epochs: int | No
         res = pipeline.evaluate_set(ds, x, y, distilled, prof, runs=runs, seed=ctx.seed, device=ctx.device)
         return {**res, "epochs": cfg.epochs, "steps": cfg.epochs * -(-len(x) // cfg.batch_size)}
 
-    return _cached(ctx, "eval_budget", config, compute)
+    return _job(ctx, "eval_budget", config, compute)
 
 
 # ----------------------------------------------------------------------------- experts, features
@@ -353,10 +305,11 @@ def _distillation(ctx: Context, ipc: int, alpha: float, beta: float, init: str, 
     return setting, run_key, run
 
 
+@unit
 def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
                  start_mode: str = "fraction", augmentation: str = "combined", iterations: int | None = None,
                  eval_at: tuple[int, ...] = (), with_coverage: bool = False, runs: int | None = None,
-                 expert: dict | None = None, distill: dict | None = None) -> dict:
+                 expert: dict | None = None, distill: dict | None = None) -> Job:
     """Distill (window or random init), then evaluate the final set. ``eval_at`` records accuracy (1 run)
     and, with ``with_coverage``, coverage at those iterations; they never choose the result.
     ``expert`` and ``distill`` change fields of the profile's experts and distillation (the pilots that
@@ -364,7 +317,7 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
     runs = runs or ctx.prof.runs
     if iterations is not None:
         distill = {**(distill or {}), "iterations": iterations}
-    setting, run_key, run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, expert, distill)
+    setting, run_key, distill_run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, expert, distill)
     config = {**ctx.base(), **ctx.evaluation(), **ctx.scores_recipe(), "ipc": ipc, "alpha": alpha, "beta": beta,
               "init": init, "score": score,
               "start_mode": start_mode, "augmentation": augmentation,
@@ -372,7 +325,7 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
               "coverage": with_coverage, "runs": runs}
 
     def compute():
-        ds, sel, res = run(tuple(eval_at))
+        ds, sel, res = distill_run(tuple(eval_at))
         probe = coverage_probe(ctx) if with_coverage else None
         th = test_hardness(ctx)
         evals = {}
@@ -393,7 +346,8 @@ def selmatch_run(ctx: Context, ipc: int, alpha: float, beta: float, init: str = 
             out["coverage"] = probe(res.images)
         return out
 
-    return _cached(ctx, "selmatch", config, compute)
+    return _job(ctx, "selmatch", config, compute,
+                prepare=lambda: (our_scores(ctx), experts(ctx, ipc, setting.expert)))
 
 
 def _uint8(ds, x: torch.Tensor) -> np.ndarray:
@@ -403,17 +357,18 @@ def _uint8(ds, x: torch.Tensor) -> np.ndarray:
     return ((x.cpu().float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+@unit
 def distilled_images(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
                      start_mode: str = "fraction", per_class: int = 2, expert: dict | None = None,
-                     distill: dict | None = None) -> dict:
+                     distill: dict | None = None) -> Job:
     """Pictures of one distillation (the same run folder as :func:`selmatch_run` with these arguments):
     for each class, the first ``per_class`` images of D_distill before and after distillation, and of
     D_select (kept real). Reads the finished run; computes it only when its folder is missing."""
-    setting, run_key, run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, expert, distill)
+    setting, run_key, distill_run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, expert, distill)
     config = {**run_key, "per_class": per_class}
 
     def compute():
-        ds, sel, res = run()
+        ds, sel, res = distill_run()
         before = selection_set(ds, sel)[0]
         y, flags = res.labels.cpu(), res.is_distilled.cpu().bool()
         pick = {name: torch.cat([((y == c) & mask).nonzero().flatten()[:per_class] for c in range(ds.num_classes)])
@@ -425,10 +380,11 @@ def distilled_images(ctx: Context, ipc: int, alpha: float, beta: float, init: st
                            "labels": y[d].numpy(), "select": _uint8(ds, before[pick["select"]]),
                            "select_labels": y[pick["select"]].numpy(), "moved": change.numpy()}}
 
-    return _cached(ctx, "images", config, compute)
+    return _job(ctx, "images", config, compute)
 
 
-def random_coverage(ctx: Context, ipc: int) -> dict:
+@unit
+def random_coverage(ctx: Context, ipc: int) -> Job:
     """Coverage of the real data by a random class-balanced subset."""
     config = {**ctx.base(), **ctx.scores_recipe(), "ipc": ipc, "features": asdict(ctx.prof.features),
               "real": ctx.prof.coverage_real}
@@ -438,10 +394,11 @@ def random_coverage(ctx: Context, ipc: int) -> dict:
         sel = pipeline.initial_selection(ds, init="random", ipc=ipc, alpha=0.0, seed=ctx.seed)
         return coverage_probe(ctx)(ds.normalize(ds.x_train[sel.select_idx]))
 
-    return _cached(ctx, "random_coverage", config, compute)
+    return _job(ctx, "random_coverage", config, compute)
 
 
-def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction") -> dict:
+@unit
+def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", start_mode: str = "fraction") -> Job:
     """Coverage of the real data by the window alone (SelMatch's iteration 0)."""
     config = {**ctx.base(), **ctx.scores_recipe(), "ipc": ipc, "beta": beta, "score": score,
               "start_mode": start_mode, "features": asdict(ctx.prof.features), "real": ctx.prof.coverage_real}
@@ -452,20 +409,41 @@ def window_coverage(ctx: Context, ipc: int, beta: float, score: str = "cscore", 
                                          hardness=hardness(ctx, score))
         return coverage_probe(ctx)(ds.normalize(ds.x_train[sel.indices]))
 
-    return _cached(ctx, "window_coverage", config, compute)
+    return _job(ctx, "window_coverage", config, compute)
 
 
-def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore", start_mode: str = "fraction") -> dict:
-    """The window start with the best *validation* accuracy among ``betas`` (those that fit)."""
-    rows = []
-    for beta in betas:
-        try:
-            rows.append({"beta": beta, **window_eval(ctx, ipc, beta, score, start_mode)["result"]})
-        except ValueError:
-            continue
-    if not rows:
-        raise ValueError(f"no beta in {betas} fits ipc={ipc}")
-    return max(rows, key=lambda r: (r["val"], -r["beta"]))
+def best_on_val(rows: list[dict], key: str = "beta") -> dict:
+    """The row with the best *validation* accuracy (ties: the smaller ``key``): every choice of a
+    hyperparameter in the book is made here, never on the test half."""
+    return max(rows, key=lambda r: (r["val"], -r.get(key, 0)))
+
+
+def windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "cscore",
+            start_mode: str = "fraction") -> dict[int, list[dict]]:
+    """Per IPC, the windows of ``betas`` that fit their class, each as ``{"beta": ..., **result}`` (computed
+    together: side by side under Ray)."""
+    pairs = [(ipc, beta) for ipc in ipcs for beta in betas]
+    records = run([window_eval.job(ctx, ipc, beta, score, start_mode) for ipc, beta in pairs], "windows")
+    out = {ipc: [] for ipc in ipcs}
+    for (ipc, beta), r in zip(pairs, records):
+        if r["result"].get("fits") is not False:      # a window past the end of its class is left out
+            out[ipc].append({"beta": beta, **r["result"]})
+    return out
+
+
+def best_windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "cscore") -> dict[int, dict]:
+    """Per IPC, the window start with the best *validation* accuracy among ``betas`` (those that fit)."""
+    out = {}
+    for ipc, rows in windows(ctx, ipcs, betas, score).items():
+        if not rows:
+            raise ValueError(f"no beta in {betas} fits ipc={ipc}")
+        out[ipc] = best_on_val(rows)
+    return out
+
+
+def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore") -> dict:
+    """The window start with the best *validation* accuracy among ``betas`` at one IPC."""
+    return best_windows(ctx, [ipc], betas, score)[ipc]
 
 
 def env_context(**overrides) -> Context:

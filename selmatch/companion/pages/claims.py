@@ -16,9 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .paper import paper_value, small_ipc_value
-from .report import best_by_val, ratio
-from .stats import paired
+from .ablations import ablations
+from .coverage import coverage
+from .crossover import crossover
+from .main_results import main_results
+from .sliding_window import sliding_window
+from ..units import best_on_val
+from ..paper import paper_value, small_ipc_value
+from ..report import ratio, show, table
+from ..stats import paired
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not decided"
 FIGURE = "a figure (values not read)"
@@ -75,7 +81,7 @@ def _window_start_matters(data, dataset):
         cands = [r for r in rows if r["ipc"] == ipc and r["start_mode"] == "fraction"]
         if len(cands) < 2:
             continue
-        best, worst = best_by_val(cands), min(cands, key=lambda r: r["val"])
+        best, worst = best_on_val(cands), min(cands, key=lambda r: r["val"])
         p = paired(best, worst)
         parts.append(f"IPC {ipc}: best (β {best['beta']}) − worst (β {worst['beta']}) window {p}")
         verdicts.append(p.verdict)
@@ -85,7 +91,7 @@ def _window_start_matters(data, dataset):
 def _best_window_harder(data, dataset):
     rows, _ = data["02_sliding_window"]
     ipcs = sorted({r["ipc"] for r in rows})
-    betas = [best_by_val([r for r in rows if r["ipc"] == i and r["start_mode"] == "fraction"])["beta"] for i in ipcs]
+    betas = [best_on_val([r for r in rows if r["ipc"] == i and r["start_mode"] == "fraction"])["beta"] for i in ipcs]
     stat = ", ".join(f"IPC {i}: β {b}" for i, b in zip(ipcs, betas)) + " (chosen on validation; no interval)"
     harder = all(b2 <= b1 for b1, b2 in zip(betas, betas[1:])) and betas[-1] < betas[0]
     return stat, HOLDS if harder else FAILS
@@ -154,7 +160,7 @@ def _intermediate_alpha(data, dataset):
         mids = [r for a, r in rows.items() if 0 < a < 1]
         if not mids or 0.0 not in rows or 1.0 not in rows:
             continue
-        best = best_by_val(mids)
+        best = best_on_val(mids)
         p0, p1 = paired(best, rows[0.0]), paired(best, rows[1.0])
         parts.append(f"IPC {ipc}: α {best['alpha']} (val) vs α 0 {p0}, vs α 1 {p1}")
         verdicts += [p0.verdict, p1.verdict]
@@ -218,3 +224,32 @@ def evaluate_claims(data: dict, dataset: str) -> list[dict]:
         out.append({"id": c.id, "claim": c.text, "page": c.page, "statistic": stat, "verdict": verdict,
                     "paper": c.paper(dataset)})
     return out
+
+
+def claims_table(claims: list[dict], ctx) -> None:
+    """The claims page's table: one row per claim, with a count of verdicts under it."""
+    rows = [[c["id"], c["claim"], c["statistic"], f"**{c['verdict']}**", c["paper"], f"{{doc}}`{c['page']}`"]
+            for c in claims]
+    table(rows, ["", "claim", f"ours ({ctx.profile}, {ctx.dataset})", "verdict", "paper", "page"])
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in dict.fromkeys(c["verdict"] for c in claims)}
+    show(", ".join(f"{n} {v}" for v, n in counts.items()) + f" — of {len(claims)} claims.")
+
+
+CLAIM_PAGES = ("02_sliding_window", "03_coverage", "04_ablations", "05_main_results", "09_crossover")
+
+
+def page_data(profile: str, dataset: str = "cifar10", seed: int = 0, device: str = "cpu") -> dict:
+    """Every page's data with the page's own grid (:func:`selmatch.settings.page_grid`) and context (the
+    crossover is computed at the profile's redesign, as its page is)."""
+    from ..settings import next_design, page_grid
+    from ..units import env_context
+
+    ctx = env_context(profile=profile, dataset=dataset, seed=seed, device=device)
+    design = env_context(profile=profile, dataset=dataset, seed=seed, device=device, design=next_design(profile))
+    grid = {name: page_grid(name, profile) for name in CLAIM_PAGES}
+    g = grid["02_sliding_window"]
+    return {"02_sliding_window": sliding_window(ctx, g["ipcs"], g["betas"], g["code_betas"], log=lambda m: None),
+            "03_coverage": coverage(ctx, **grid["03_coverage"]),
+            "04_ablations": ablations(ctx, **grid["04_ablations"]),
+            "05_main_results": main_results(ctx, **grid["05_main_results"]),
+            "09_crossover": crossover(design, **grid["09_crossover"])}

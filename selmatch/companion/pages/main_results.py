@@ -1,0 +1,145 @@
+"""Pages 05 and 06, the main results: random, the best window, MTT and SelMatch per IPC (data, tables,
+figures, conclusions).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from ..paper import fmt, paper_value
+from ..report import _compare, ratio, show, table
+from ..stats import RULE, paired
+from ..units import best_on_val, best_windows, Context, random_eval, run, selmatch_run
+
+
+METHODS = ("Random", "Sliding window", "MTT", "SelMatch")
+
+
+# Subsets whose paper numbers are for the full dataset: shown for orientation, under their own header.
+ORIENTATION = {"tinyimagenet-c10": ("tinyimagenet", "paper, all 200 classes (%, orientation only)")}
+
+
+def main_table(results: dict, ctx) -> None:
+    """One row per subset size, one column per method: ours (mean ± std over the runs) above the paper's."""
+    paper_ds, paper_header = ORIENTATION.get(ctx.dataset, (ctx.dataset, "paper"))
+    paper_word = "paper, 200 classes" if paper_ds != ctx.dataset else "paper"
+    rows, chosen = [], []
+    for ipc, by in results.items():
+        rt = ratio(ctx.dataset, ipc)
+        cells = []
+        for m in METHODS:
+            p = paper_value(m, paper_ds, rt)
+            cells.append(f"**{fmt(by[m]['mean'], by[m]['std'])}**" + (f"<br>*{paper_word} {fmt(*p)}*" if p else ""))
+        rows.append([f"{ipc} ({rt})", *cells])
+        sm = by["SelMatch"]
+        chosen.append((ipc, f"window β = {by['Sliding window']['beta']} (chosen on the validation half), α = {sm['alpha']} "
+                            f"({'fixed in advance' if sm.get('alpha_fixed') else 'chosen on the validation half'})"))
+    n = sorted({len(by[m]["runs"]) for by in results.values() for m in METHODS})
+    table(rows, ["IPC (ratio)", *METHODS])
+    same = len({c for _, c in chosen}) == 1
+    show(f"Test accuracy (%), **ours at `{ctx.profile}`** (mean ± std over {'/'.join(map(str, n))} runs) above "
+         f"*{paper_header if paper_ds != ctx.dataset else 'the paper (ResNet-18-BN, 5 runs)'}*. "
+         + (f"At every IPC: {chosen[0][1]}." if same else "; ".join(f"IPC {i}: {c}" for i, c in chosen) + "."))
+
+
+COMPARISONS = (("SelMatch", "MTT"), ("SelMatch", "Sliding window"), ("Sliding window", "Random"), ("MTT", "Random"))
+
+
+def differences_table(results: dict, ctx) -> None:
+    """The paper's four comparisons per ratio: our paired difference with its interval and verdict, the
+    paper's difference beside it."""
+    paper_ds, _ = ORIENTATION.get(ctx.dataset, (ctx.dataset, ""))
+    rows = []
+    for a, b in COMPARISONS:
+        for ipc, by in results.items():
+            rt = ratio(ctx.dataset, ipc)
+            pa, pb = paper_value(a, paper_ds, rt), paper_value(b, paper_ds, rt)
+            d = paired(by[a], by[b])
+            rows.append([f"{a} − {b}", f"{ipc} ({rt})", str(d), d.verdict,
+                         f"{pa[0] - pb[0]:+.1f}" if pa and pb else "–"])
+    table(rows, ["difference", "IPC (ratio)", f"ours, {ctx.profile} (points, 95 % interval)", "verdict",
+                 "paper (points)" if paper_ds == ctx.dataset else "paper, all classes (orientation)"])
+    show(f"*Verdict rule:* {RULE}")
+
+
+def test_size_note(results: dict, ctx) -> None:
+    """The size of the test and validation halves and what one test image is worth, in points."""
+    r = next(iter(results.values()))["Random"]
+    n_test, n_val = r.get("n_test"), r.get("n_val")
+    if n_test:
+        show(f"The test half has {n_test} images (the validation half {n_val}): one test image is "
+             f"{100 / n_test:.2f} points of accuracy, and the runs per result are {len(r['runs'])}.")
+
+
+def distillation_table(results: dict, ctx) -> None:
+    """How each distillation went: matching loss at the start and at the end, the learned step size, and
+    how far the distilled images moved from their real initialisation."""
+    def num(v, f):
+        return "–" if v is None else format(v, f)
+
+    rows = []
+    for ipc, by in results.items():
+        for m in ("MTT", "SelMatch"):
+            r = by[m]
+            rows.append([f"{ipc} ({ratio(ctx.dataset, ipc)})", m, f"{num(r.get('loss_first'), '.2f')} → "
+                         f"{num(r.get('loss_last5'), '.2f')}", num(r.get("syn_lr"), ".3f"),
+                         "–" if r.get("moved_median") is None else f"{100 * r['moved_median']:.0f} %"])
+    table(rows, ["IPC (ratio)", "method", "matching loss (first → mean of last 5)", "learned syn_lr",
+                 "images moved (median ‖x−x₀‖/‖x₀‖)"])
+
+
+def main_figure(results: dict, ctx):
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ipcs = list(results)
+    for m, style in zip(METHODS, (":^", "-.d", "--s", "-o")):
+        ax.errorbar(ipcs, [results[i][m]["mean"] for i in ipcs], yerr=[results[i][m]["std"] for i in ipcs],
+                    fmt=style, capsize=3, label=m)
+    ax.set(xlabel="images per class", ylabel="test accuracy (%)", title=f"{ctx.dataset}, profile {ctx.profile}")
+    ax.set_xticks(ipcs)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def main_conclusions(results: dict, ctx) -> None:
+    """Sentences computed from the main table: the ranking per ratio and SelMatch against each method,
+    with the paper's ranking beside ours."""
+    out = []
+    for ipc, by in results.items():
+        rt = ratio(ctx.dataset, ipc)
+        order = sorted(METHODS, key=lambda m: -by[m]["mean"])
+        line = f"- **IPC {ipc} ({rt})**: ours rank " + " > ".join(order)
+        paper = {m: paper_value(m, ctx.dataset, rt) for m in METHODS}
+        if all(paper.values()):
+            line += "; the paper's rank " + " > ".join(sorted(METHODS, key=lambda m: -paper[m][0]))
+        sm = by["SelMatch"]
+        line += ". SelMatch is " + ", ".join(f"{_compare(sm, by[m])} {m}" for m in METHODS if m != "SelMatch") + "."
+        out.append(line)
+    show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
+
+
+def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list[float] | float,
+                 score: str = "cscore") -> dict:
+    """Random, the best window, MTT and SelMatch (best α on validation) per IPC."""
+    alphas = alphas if isinstance(alphas, list) else [alphas]
+    window = best_windows(ctx, ipcs, betas, score)
+    jobs = {(ipc, "Random"): random_eval.job(ctx, ipc) for ipc in ipcs}
+    jobs |= {(ipc, "MTT"): selmatch_run.job(ctx, ipc, 1.0, 0.0, init="random") for ipc in ipcs}
+    jobs |= {(ipc, a): selmatch_run.job(ctx, ipc, a, window[ipc]["beta"], score=score) for ipc in ipcs for a in alphas}
+    res = {key: r["result"] for key, r in zip(jobs, run(list(jobs.values()), "random, MTT and SelMatch"))}
+    results = {}
+    for ipc in ipcs:
+        sm = [{"alpha": a, "alpha_fixed": len(alphas) == 1, **_distilled(res[ipc, a])} for a in alphas]
+        results[ipc] = {"Random": res[ipc, "Random"], "Sliding window": window[ipc],
+                        "MTT": _distilled(res[ipc, "MTT"]), "SelMatch": best_on_val(sm)}
+    return results
+
+
+def _distilled(result: dict) -> dict:
+    """A distillation's final evaluation, with how the distillation went: its matching loss at the start and
+    over the last five iterations, the learned step size and how far the images moved (median relative
+    change; results made before that was recorded have ``None``)."""
+    loss = result.get("loss") or [None]
+    tail = [v for v in loss[-5:] if v is not None]
+    return {**result["final"], "loss_first": loss[0], "loss_last5": sum(tail) / len(tail) if tail else None,
+            "syn_lr": result.get("syn_lr"), "moved_median": result.get("moved_median")}
