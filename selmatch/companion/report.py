@@ -1,4 +1,6 @@
-"""Presentation helpers for the notebooks: notes, tables and figures from cached results.
+"""What every page shares: the notes on its profile and cost, the commands that rerun it, tables, the
+comparison phrase and the picture of distilled images. A page's own figures, tables and conclusions live in
+its module of :mod:`selmatch.companion.pages`.
 
 Nothing here computes a result; it only formats what :mod:`selmatch.companion.units` returned.
 """
@@ -7,6 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from ..data import DATASETS
+from .paper import fmt  # noqa: F401 -- the notebooks format numbers as report.fmt
 from .stats import paired
 
 N_TRAIN = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000, "tinyimagenet-c10": 5_000,

@@ -21,7 +21,7 @@ from .coverage import coverage
 from .crossover import crossover
 from .main_results import main_results
 from .sliding_window import sliding_window
-from ..units import best_on_val
+from ..units import best_on_val, env_context
 from ..paper import paper_value, small_ipc_value
 from ..report import ratio, show, table
 from ..stats import paired
@@ -241,8 +241,7 @@ CLAIM_PAGES = ("02_sliding_window", "03_coverage", "04_ablations", "05_main_resu
 def page_data(profile: str, dataset: str = "cifar10", seed: int = 0, device: str = "cpu") -> dict:
     """Every page's data with the page's own grid (:func:`selmatch.settings.page_grid`) and context (the
     crossover is computed at the profile's redesign, as its page is)."""
-    from ..settings import next_design, page_grid
-    from ..units import env_context
+    from ...settings import next_design, page_grid
 
     ctx = env_context(profile=profile, dataset=dataset, seed=seed, device=device)
     design = env_context(profile=profile, dataset=dataset, seed=seed, device=device, design=next_design(profile))

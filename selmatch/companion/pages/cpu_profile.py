@@ -117,7 +117,7 @@ def pilot_table(pilots: list[dict], ctx) -> None:
 
 def design_conclusions(pilots: list[dict], ctx, design) -> None:
     """Which expert set improved the images most at each IPC, and the profile before and after."""
-    from ..settings import FIRST_DESIGN, get_profile
+    from ...settings import FIRST_DESIGN, get_profile
 
     out = []
     for ipc in sorted({p["ipc"] for p in pilots}):

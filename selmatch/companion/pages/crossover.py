@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from ..paper import paper_value
+from ..paper import fmt, paper_value, small_ipc_value
 from ..report import ratio, show, table
+from ..stats import paired, phrase
 from ..units import best_windows, Context, random_eval, run, selmatch_run
 
 
@@ -32,8 +33,6 @@ CROSSOVER = ("Random", "Sliding window", "MTT")
 
 
 def crossover_figure(rows: list[dict], ctx):
-    from ..stats import paired
-
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.5))
     ipcs = [r["ipc"] for r in rows]
     for m, style in zip(CROSSOVER, (":^", "-.d", "--s")):
@@ -60,8 +59,6 @@ def _final(r: dict) -> dict:
 
 
 def crossover_table(rows: list[dict], ctx) -> None:
-    from ..paper import fmt, small_ipc_value
-
     out = []
     for r in rows:
         mtt = _final(r["MTT"])
@@ -81,8 +78,6 @@ def crossover_table(rows: list[dict], ctx) -> None:
 
 
 def crossover_conclusions(rows: list[dict], ctx) -> None:
-    from ..stats import paired, phrase
-
     out = []
     for r in rows:
         mtt = _final(r["MTT"])
