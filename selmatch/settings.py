@@ -16,7 +16,6 @@ is applied here, once, to every network a profile trains.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, replace
 
 from .artifacts import config_key
@@ -167,6 +166,8 @@ CPU_FIRST = Profile(   # the cpu profile as first built (before the pilots of no
 PILOT_START: dict[str, Preset] = {"smoke": SMOKE_DISTILL, "cpu": CPU_DISTILL, "paper": PAPER_SETTINGS["cifar10-ipc250"]}
 
 # The cpu profile as the pilots of notebook 08 chose it (the book's own results on a 2-core CPU).
+_CPU_EXPERTS = replace(CPU_DISTILL, expert=replace(CPU_DISTILL.expert, model="convnet", max_per_class=None),
+                       distill=replace(CPU_DISTILL.distill, iterations=300))
 CPU = replace(
     CPU_FIRST,
     # the evaluation (pilots of notebook 08, validation half): at 5 % lr 0.03 levels off from E = 2, while
@@ -177,10 +178,8 @@ CPU = replace(
     runs=5, eval_full_epochs=4.0, eval_max_epochs=500, eval_min_epochs=30,
     # the experts: the evaluation's own network (ConvNet with instance norm, as MTT matches and evaluates)
     # on every training image, and 300 iterations (the pilots' length): the largest gain of the pilots
-    distillation=replace(CPU_DISTILL, expert=replace(CPU_DISTILL.expert, model="convnet", max_per_class=None),
-                         distill=replace(CPU_DISTILL.distill, iterations=300)))
-CPU = replace(CPU, distillation_64=replace(
-    CPU.distillation, distill=replace(CPU.distillation.distill, iterations=200, batch_syn=64)))
+    distillation=_CPU_EXPERTS,
+    distillation_64=replace(_CPU_EXPERTS, distill=replace(_CPU_EXPERTS.distill, iterations=200, batch_syn=64)))
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(       # seconds; what tests and CI run
@@ -199,29 +198,9 @@ PROFILES: dict[str, Profile] = {
         runs=5, eval_full_epochs=50.0),
 }
 
-# ----------------------------------------------------------------------------- redesigns
-
-# A profile being redesigned is recomputed in stages (over several sessions of two CPU cores) while the book
-# keeps showing the profile as it is: with ``SELMATCH_DESIGN=next`` every page computes at NEXT_DESIGN[name]
-# and NEXT_GRIDS[name]; once results/<name> holds every result at the redesign, it replaces the profile. The
-# cpu profile was redesigned this way (issue 17; CPU_FIRST is the profile before); none is under way now.
-NEXT_DESIGN: dict[str, Profile] = {}
-# Profiles as they were before a redesign replaced them (the pilots page sets them beside the present ones).
+# The profiles as first built, before the pilots of notebook 08 redesigned them (that page sets them beside the
+# present ones).
 FIRST_DESIGN: dict[str, Profile] = {"cpu": CPU_FIRST}
-
-
-def next_design(name: str) -> Profile:
-    """The profile ``name`` as it is being redesigned (the profile itself where no redesign is under way)."""
-    return NEXT_DESIGN.get(name) or get_profile(name)
-
-
-def design_requested() -> bool:
-    """``SELMATCH_DESIGN=next``: compute every page at the redesign (the staged recompute of the book; a
-    plain build keeps the profile as it is until the redesign replaces it)."""
-    value = os.environ.get("SELMATCH_DESIGN", "")
-    if value not in ("", "next"):
-        raise ValueError(f"SELMATCH_DESIGN={value!r} is not understood; valid: 'next' or unset")
-    return value == "next"
 
 
 PRESETS: dict[str, Preset] = {**PAPER_SETTINGS, **{name: p.distillation for name, p in PROFILES.items()
@@ -294,21 +273,13 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
 }
 
 
-# The grids of the redesigned profiles (used with ``SELMATCH_DESIGN=next``; they replace NOTEBOOK_GRIDS[name]
-# when the redesign replaces the profile). Pages absent here keep their grid.
-NEXT_GRIDS: dict[str, dict[str, dict]] = {}
-
-
 def page_grid(notebook: str, profile: str) -> dict:
-    """The profile's grid for ``notebook`` (the redesign's grid with ``SELMATCH_DESIGN=next``)."""
-    name = get_profile(profile).name
-    grid = NOTEBOOK_GRIDS.get(name, {}).get(notebook, {})
-    return NEXT_GRIDS.get(name, {}).get(notebook, grid) if design_requested() else grid
+    """The profile's grid for ``notebook``."""
+    return NOTEBOOK_GRIDS.get(get_profile(profile).name, {}).get(notebook, {})
 
 
 def notebook_parameters(notebook: str, profile: str, **given) -> dict:
-    """``given`` with every ``None`` replaced by the profile's grid value for ``notebook`` (the redesign's grid
-    with ``SELMATCH_DESIGN=next``)."""
+    """``given`` with every ``None`` replaced by the profile's grid value for ``notebook``."""
     grid = page_grid(notebook, profile)
     missing = [k for k, v in given.items() if v is None and k not in grid]
     if missing:

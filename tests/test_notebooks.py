@@ -82,7 +82,7 @@ def test_help_notebook_lists_every_parameter_with_its_type_and_help(name, tmp_pa
     import jupytext
     import papermill
 
-    from selmatch.settings import NEXT_GRIDS, NOTEBOOK_GRIDS
+    from selmatch.settings import NOTEBOOK_GRIDS
 
     nb = jupytext.read(ROOT / "notebooks" / f"{name}.md")
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -94,8 +94,8 @@ def test_help_notebook_lists_every_parameter_with_its_type_and_help(name, tmp_pa
     for param, info in shown.items():
         typ = info["inferred_type_name"]
         assert typ != "None" and info["help"].strip(), (name, param, info)
-        values = [defaults[param]] + [grids[name][param] for g in (NOTEBOOK_GRIDS, NEXT_GRIDS)
-                                      for grids in g.values() if param in grids.get(name, {})]
+        values = [defaults[param]] + [grids[name][param] for grids in NOTEBOOK_GRIDS.values()
+                                      if param in grids.get(name, {})]
         for v in values:
             assert v is None or _conforms(v, typ), (name, param, typ, v)
 

@@ -29,56 +29,20 @@ def test_window_that_does_not_fit_is_cached_so_a_rebuild_needs_no_data(tmp_path,
         experiments.window_eval(ctx, 5, 0.8)
 
 
-def test_keys_hold_the_parts_of_the_profile_each_unit_uses():
+def test_keys_hold_the_parts_of_the_profile_each_unit_uses(monkeypatch):
     """Editing the evaluation recipe changes what evaluated results depend on, not the scores' key."""
     from dataclasses import replace
 
-    from selmatch.companion.units import Context
-    from selmatch.settings import get_profile
-
-    smoke = get_profile("smoke")
-    a = Context(profile="smoke")
-    b = Context(profile="smoke", design=replace(smoke, eval_full_epochs=0.08, runs=5))
-    assert a.evaluation() != b.evaluation()
-    assert a.scores_recipe() == b.scores_recipe() and a.base() == b.base()
-    assert b.prof.runs == 5 and a.prof is smoke
-    with pytest.raises(ValueError, match="design='cpu' is a design of another profile"):
-        Context(profile="smoke", design=get_profile("cpu"))
-
-
-def test_next_design_is_the_profile_where_no_redesign_is_under_way():
-    from selmatch.settings import NEXT_DESIGN, get_profile, next_design
-
-    assert next_design("smoke") is get_profile("smoke")
-    for name, design in NEXT_DESIGN.items():
-        assert design.name == name and design != get_profile(name)
-    with pytest.raises(ValueError, match="profile='nope' is unknown"):
-        next_design("nope")
-
-
-def test_selmatch_design_next_moves_every_page_to_the_redesign(monkeypatch):
-    """A redesign under way (none is now: the cpu one replaced its profile) is computed with SELMATCH_DESIGN=next,
-    profile and grids, while a plain build keeps the profile as it is."""
-    from dataclasses import replace
-
     from selmatch import settings
-    from selmatch.companion.units import env_context
-    from selmatch.settings import NOTEBOOK_GRIDS, get_profile, notebook_parameters
+    from selmatch.companion.units import Context
 
-    redesign = replace(get_profile("cpu"), runs=7)
-    monkeypatch.setitem(settings.NEXT_DESIGN, "cpu", redesign)
-    monkeypatch.setitem(settings.NEXT_GRIDS, "cpu", {"05_main_results": {"ipcs": [10], "betas": [0.5], "alphas": [0.5]}})
-    assert env_context(profile="cpu").design is None
-    assert notebook_parameters("05_main_results", "cpu", ipcs=None) == {"ipcs": NOTEBOOK_GRIDS["cpu"]["05_main_results"]["ipcs"]}
-    monkeypatch.setenv("SELMATCH_DESIGN", "next")
-    assert env_context(profile="cpu").prof is redesign
-    assert env_context(profile="smoke").design is None           # no redesign under way
-    assert notebook_parameters("05_main_results", "cpu", ipcs=None, alphas=None) == {"ipcs": [10], "alphas": [0.5]}
-    assert notebook_parameters("02_sliding_window", "cpu", ipcs=None) == \
-        {"ipcs": NOTEBOOK_GRIDS["cpu"]["02_sliding_window"]["ipcs"]}   # pages the redesign leaves keep their grid
-    monkeypatch.setenv("SELMATCH_DESIGN", "nest")
-    with pytest.raises(ValueError, match="SELMATCH_DESIGN='nest' is not understood"):
-        env_context(profile="cpu")
+    smoke = settings.get_profile("smoke")
+    a = Context(profile="smoke")
+    before = (a.evaluation(), a.scores_recipe(), a.base())
+    monkeypatch.setitem(settings.PROFILES, "smoke", replace(smoke, eval_full_epochs=0.08, runs=5))
+    assert a.evaluation() != before[0]
+    assert a.scores_recipe() == before[1] and a.base() == before[2]
+    assert a.prof.runs == 5
 
 
 def test_pictures_read_the_same_distillation_as_its_result(tmp_path, shared_data):

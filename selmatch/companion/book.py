@@ -216,15 +216,8 @@ def profile_markdown(name: str, prof=None, title: str | None = None) -> list[str
     """The profile's full definition (training configs, evaluation budget, distillation preset) as a table."""
     from dataclasses import asdict
 
-    from ..settings import NEXT_DESIGN, NOTEBOOK_GRIDS, get_profile
+    from ..settings import NOTEBOOK_GRIDS, get_profile
 
-    if prof is None and name in NEXT_DESIGN:
-        redesign = profile_markdown(name, NEXT_DESIGN[name], f"## Profile `{name}`, redesigned (being recomputed)")
-        redesign.insert(1, "\nChosen by the pilots of *How the cpu profile was chosen*. The pages that show the "
-                           "redesign (the crossover and the pilots) are computed at it; the other pages move to it as "
-                           "their results are recomputed.\n")
-    else:
-        redesign = []
     prof = prof or get_profile(name)
     lines = [title or f"## Profile `{name}`", "", "| part | setting |", "|---|---|"]
     for part in ("eval", "scores", "features"):
@@ -249,7 +242,7 @@ def profile_markdown(name: str, prof=None, title: str | None = None) -> list[str
         lines += ["", "Notebook grids at this profile (`selmatch.settings.NOTEBOOK_GRIDS`):", "",
                   "| notebook | parameters |", "|---|---|"]
         lines += [f"| {k} | " + ", ".join(f"`{a}={b}`" for a, b in v.items()) + " |" for k, v in nb.items()]
-    return lines + [""] + redesign
+    return lines + [""]
 
 
 def paper_page() -> str:
@@ -348,15 +341,12 @@ def record_page_costs(rows: list[dict], profile: str, root: Path = ROOT) -> None
     """Per page, what computing it alone from an empty cache took (the compute time of every result it read,
     as recorded when each was made), kept with the results (``results/pages-PROFILE.json``) so that the pages
     can quote their own cost (:func:`selmatch.companion.report.cost_note`)."""
-    from ..settings import design_requested
-
     path = page_costs_path(profile, root)
     costs = json.loads(path.read_text()) if path.exists() else {}
     for r in rows:
         if r["error"] or r["parameters"].get("profile") != profile:
             continue
-        costs[r["notebook"]] = {"alone_seconds": round(r["compute_seconds"], 1), "results": r["results"],
-                                "design": "next" if design_requested() else "current"}
+        costs[r["notebook"]] = {"alone_seconds": round(r["compute_seconds"], 1), "results": r["results"]}
     path.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
 
 

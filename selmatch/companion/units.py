@@ -24,7 +24,7 @@ from ..data import DATASETS, ImageDataset, load_dataset
 from ..device import provenance
 from ..distill import MissingSnapshots
 from ..scores import load_scores
-from ..settings import Preset, Profile, design_requested, get_profile, next_design
+from ..settings import Preset, Profile, get_profile
 from .cache import Job, run
 
 
@@ -39,15 +39,10 @@ class Context:
     device: str = "cpu"
     results: str = "results"     # small, committed results: <results>/<profile>/<name>-<hash>.json
     runs: str = "runs"           # large artifacts, not committed
-    design: Profile | None = None    # a redesign of the profile (selmatch.settings.next_design); None = the profile
-
-    def __post_init__(self):
-        if self.design is not None and self.design.name != self.profile:
-            raise ValueError(f"design={self.design.name!r} is a design of another profile than profile={self.profile!r}")
 
     @property
     def prof(self) -> Profile:
-        return self.design or get_profile(self.profile)
+        return get_profile(self.profile)
 
     @property
     def root(self) -> Path:
@@ -447,13 +442,8 @@ def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore")
 
 
 def env_context(**overrides) -> Context:
-    """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this), at the
-    profile's redesign with ``SELMATCH_DESIGN=next`` (:func:`selmatch.settings.design_requested`)."""
+    """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this)."""
     roots = {"results": os.environ.get("SELMATCH_RESULTS", "results"), "runs": os.environ.get("SELMATCH_RUNS", "runs")}
-    if design_requested() and overrides.get("design") is None:
-        overrides["design"] = next_design(overrides.get("profile", "smoke"))
-        if overrides["design"] is get_profile(overrides.get("profile", "smoke")):
-            overrides["design"] = None
     return Context(**{**roots, **overrides})
 
 

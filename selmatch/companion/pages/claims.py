@@ -241,14 +241,13 @@ CLAIM_PAGES = ("02_sliding_window", "03_coverage", "04_ablations", "05_main_resu
 def page_data(profile: str, dataset: str = "cifar10", seed: int = 0, device: str = "cpu") -> dict:
     """Every page's data with the page's own grid (:func:`selmatch.settings.page_grid`) and context (the
     crossover is computed at the profile's redesign, as its page is)."""
-    from ...settings import next_design, page_grid
+    from ...settings import page_grid
 
     ctx = env_context(profile=profile, dataset=dataset, seed=seed, device=device)
-    design = env_context(profile=profile, dataset=dataset, seed=seed, device=device, design=next_design(profile))
     grid = {name: page_grid(name, profile) for name in CLAIM_PAGES}
     g = grid["02_sliding_window"]
     return {"02_sliding_window": sliding_window(ctx, g["ipcs"], g["betas"], g["code_betas"], log=lambda m: None),
             "03_coverage": coverage(ctx, **grid["03_coverage"]),
             "04_ablations": ablations(ctx, **grid["04_ablations"]),
             "05_main_results": main_results(ctx, **grid["05_main_results"]),
-            "09_crossover": crossover(design, **grid["09_crossover"])}
+            "09_crossover": crossover(ctx, **grid["09_crossover"])}

@@ -1,11 +1,35 @@
-"""Page 08, how the cpu profile was chosen: the evaluation budget and the distillation pilots (figures,
-tables, conclusions).
+"""Page 08, how the cpu profile was chosen: the evaluation budget and the distillation pilots (data, figures,
+tables, conclusions), and the large-IPC pilot.
+
+The large-IPC pilot: why MTT ends below its own start at IPC 500 and 1000 on two cores, and what helps.
+
+MTT starts from exactly a random class-balanced subset (α = 1, random initialisation). At the ``cpu`` profile it
+ends *below* that start at IPC 500 and falls at every checkpoint. Each arm here changes one lever of the
+distillation (or of the experts it matches) and records accuracy at iterations 0, ⅓, ⅔ and the end (one run
+each) and at the end with the profile's runs, paired by seed with the start (the same set at iteration 0,
+evaluated the same way: per-image DSA, as every MTT row of the book).
+
+The levers, in the order the pilot tries them (most likely first):
+
+* ``late``: match a later segment of the same experts (start epoch in [4, 8) instead of [0, 6)), as DATM
+  (Guo et al., ICLR 2024) found later segments help at large IPC;
+* ``long_late``: experts trained three times longer (30 epochs), matched late (start epoch in [20, 28));
+* ``lr_img``: the image step ten times smaller, and the paper's 10,000 at 20–30 %;
+* ``batch``: four times more of the synthetic set per iteration (batch 512 instead of 128);
+* ``expert_dsa``: experts trained with DSA, as MTT's own buffers are.
+
+Every arm is a :func:`~selmatch.companion.units.selmatch_run`, so its result is cached under a key that
+holds every setting it changed.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import matplotlib.pyplot as plt
 
+from ...settings import PILOT_START
 from ..report import ratio, show, table
+from ..units import Context, env_context, eval_budget, run, selmatch_run
 
 
 def budget_figure(big: list[dict], small: list[dict], ctx):
@@ -142,3 +166,83 @@ def design_conclusions(pilots: list[dict], ctx, design) -> None:
         changed = [f"{k} {getattr(a, k)} → {getattr(b, k)}" for k in a.__dataclass_fields__ if getattr(a, k) != getattr(b, k)]
         rows.append([what, "", "; ".join(changed) or "unchanged"])
     table(rows, ["part", f"`{ctx.profile}` as first built", "as the pilots chose it (the profile now)"])
+
+
+def budgets(ctx: Context, budget_ipcs: list[int], budgets: list[float], budget_lrs: list[float],
+            small_ipcs: list[int], small_lrs: list[float], max_epochs: list[int]) -> tuple[list[dict], list[dict]]:
+    """The evaluation-budget pilots: a random subset per IPC trained for ``budgets`` full-data epochs at each
+    learning rate, and the small subsets at a cap of ``max_epochs``."""
+    big = [{"ipc": i, "budget": e, "lr": lr} for i in budget_ipcs for lr in budget_lrs for e in budgets]
+    small = [{"ipc": i, "lr": lr, "max_epochs": m} for i in small_ipcs for lr in small_lrs for m in max_epochs]
+    records = run([eval_budget.job(ctx, r["ipc"], r["budget"], lr=r["lr"]) for r in big] +
+                  [eval_budget.job(ctx, r["ipc"], 1000.0, max_epochs=r["max_epochs"], lr=r["lr"]) for r in small],
+                  "evaluation budgets")
+    rows = [{**r, **rec["result"]} for r, rec in zip(big + small, records)]
+    return rows[:len(big)], rows[len(big):]
+
+
+def expert_pilots(ctx: Context, distill_ipcs: list[int], expert_variants: list[dict], iterations: int) -> list[dict]:
+    """MTT from the same random subset at the profile's original setting, once per variant of the experts,
+    evaluated (one run, DSA) at 0, ⅓, ⅔ and all of ``iterations``."""
+    start = PILOT_START[ctx.profile]
+    eval_at = tuple(sorted({0, iterations // 3, 2 * iterations // 3, iterations}))
+    cases = [(ipc, change) for ipc in distill_ipcs for change in expert_variants]
+    records = run([selmatch_run.job(ctx, ipc, 1.0, 0.0, init="random", augmentation="dsa", runs=1, eval_at=eval_at,
+                                    expert={**asdict(start.expert), **change},
+                                    distill={**asdict(start.distill), "iterations": iterations})
+                   for ipc, change in cases], "expert pilots")
+    return [{"ipc": ipc, "experts": describe_change(change), **rec["result"]} for (ipc, change), rec in zip(cases, records)]
+
+
+# ----------------------------------------------------------------------------- the large-IPC pilot
+
+# name -> (what it changes in the experts, what it changes in the distillation, one line for the table)
+ARMS: dict[str, tuple[dict, dict, str]] = {
+    "start": ({}, {"iterations": 0}, "iteration 0: the random subset itself"),
+    "profile": ({}, {}, "the cpu profile: 5 experts x 10 epochs, start epoch in [0, 6), lr_img 1000, batch 128"),
+    "late": ({}, {"min_start_epoch": 4, "max_start_epoch": 8}, "later segments: start epoch in [4, 8)"),
+    "long_late": ({"epochs": 30}, {"min_start_epoch": 20, "max_start_epoch": 28},
+                  "experts of 30 epochs, start epoch in [20, 28)"),
+    "lr_small": ({}, {"lr_img": 100}, "lr_img 100 (a tenth)"),
+    "lr_paper": ({}, {"lr_img": 10000}, "lr_img 10,000 (the paper's at 20-30 %)"),
+    "batch": ({}, {"batch_syn": 512}, "batch_syn 512: 4x the images per iteration"),
+    "expert_dsa": ({"augmentation": "dsa"}, {}, "experts trained with DSA"),
+}
+
+
+def eval_points(ctx: Context, arm: str) -> tuple[int, ...]:
+    """Iterations 0, ⅓, ⅔ and the end of the profile's distillation (none for the start itself)."""
+    n = ctx.setting().distill.iterations
+    return () if arm == "start" else (0, n // 3, 2 * n // 3, n)
+
+
+def run_arm(ctx: Context, ipc: int, arm: str) -> dict:
+    """One arm of the pilot at ``ipc`` (cached)."""
+    expert, distill, _ = ARMS[arm]
+    # the profile's own run is the coverage page's (which also measures coverage; its accuracies are the same)
+    return selmatch_run(ctx, ipc, 1.0, 0.0, init="random", eval_at=eval_points(ctx, arm), with_coverage=arm == "profile",
+                        expert=expert or None, distill=distill or None)["result"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m selmatch.companion.pages.cpu_profile --profile cpu --ipc 500 --arms start late ...``: compute
+    the large-IPC pilot's arms in order (resumable: each finished arm is cached)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--ipc", type=int, nargs="+", default=[500])
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    ctx = env_context(profile=args.profile, device=args.device)
+    for ipc in args.ipc:
+        for arm in args.arms:
+            res = run_arm(ctx, ipc, arm)
+            evals = {k: v["accuracy"]["mean"] for k, v in res.get("evals", {}).items()}
+            print(f"ipc {ipc} {arm}: final {res['final']['mean']:.2f} ± {res['final']['std']:.2f} evals {evals}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
