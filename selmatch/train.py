@@ -7,7 +7,6 @@ augmentation. SGD with momentum, weight decay, and a per-step cosine schedule fr
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -17,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import AUGMENTATIONS, augment
-from .device import DeviceLike, model_device, resolve_device
+from .device import DeviceLike, compile_enabled, model_device, resolve_device
 from .fast.malloc import reuse_freed_memory
 from .networks import MODELS, build_model
 
@@ -66,16 +65,6 @@ def new_model(cfg: TrainConfig, channels: int, num_classes: int, image_size: int
 
 def cosine_lr(step: int, total: int, lr: float, min_ratio: float) -> float:
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * step / max(total, 1))))
-
-
-def compile_enabled() -> bool:
-    """``SELMATCH_COMPILE=1`` trains through ``torch.compile`` (inductor): the same computation, fused
-    into C++ kernels; on a 2-core CPU about 1.7x the images per second of eager mode for ConvNet (see
-    the book's library page for every network) once compiled, for a one-off compilation of 15-60 s per
-    process (cached on disk). Off by default: tests, CI and short runs would spend more on compiling
-    than they save. Results are not bit-identical to eager mode (fused kernels round differently) but
-    come from the same distribution, so they share the eager results' cache keys."""
-    return os.environ.get("SELMATCH_COMPILE", "").lower() in ("1", "true", "yes")
 
 
 def _training_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -29,7 +29,7 @@ def test_prune_removes_only_results_no_notebook_read(tmp_path, capsys):
 
 
 def test_from_scratch_time_charges_a_shared_result_once():
-    from selmatch.companion.book import first_compute_seconds
+    from selmatch.companion.status import first_compute_seconds
 
     rows = [{"key_seconds": {"window-a": 60.0, "random-b": 30.0}},
             {"key_seconds": {"window-a": 60.0, "selmatch-c": 300.0}},

@@ -31,8 +31,11 @@ from ..artifacts import atomic_write, config_key, differences
 
 def code_version() -> str:
     """The package version plus the git commit of the checkout (``.dirty`` if ``selmatch/`` had uncommitted
-    changes), as it was when this process loaded the package: a long run stamps its results with the code it
-    runs, even when the checkout moves on meanwhile."""
+    changes), as it was when this process first asked (at its first result, before any work): a long run stamps
+    its results with the code it runs, even when the checkout moves on meanwhile."""
+    global _LOADED
+    if _LOADED is None:
+        _LOADED = _version_now()
     return _LOADED
 
 
@@ -48,7 +51,13 @@ def _version_now() -> str:
         return __version__
 
 
-_LOADED = _version_now()
+_LOADED: str | None = None     # asked once per process (no git call at import)
+
+
+def recompute_requested() -> bool:
+    """``SELMATCH_RECOMPUTE=1``: compute every result again instead of reading it."""
+    return os.environ.get("SELMATCH_RECOMPUTE", "") in ("1", "true")
+
 
 def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.PathLike = "results",
            force: bool = False, provenance: Callable[[], dict] | None = None) -> dict:
@@ -62,7 +71,7 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
     key = config_key(config)
     path = root / f"{name}-{key}.json"
     arrays_path = path.with_suffix(".npz")
-    force = force or os.environ.get("SELMATCH_RECOMPUTE", "") in ("1", "true")
+    force = force or recompute_requested()
     if path.exists() and not force:
         record = json.loads(path.read_text())
         arrays = {}
@@ -74,11 +83,12 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
             record["result"]["arrays"] = arrays
         _log(record, True)
         return {**record, "cached": True}
+    version = code_version()         # the code as the computation starts
     t0, c0 = time.perf_counter(), time.process_time()
     result = compute()
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     arrays = result.pop("arrays", None) if isinstance(result, dict) else None
-    record = {"name": name, "key": key, "config": config, "version": code_version(), "seconds": seconds,
+    record = {"name": name, "key": key, "config": config, "version": version, "seconds": seconds,
               "cpu_seconds": cpu_seconds,   # all threads; wall time above also counts waiting for other jobs
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "result": result}
     if provenance is not None:
@@ -149,7 +159,7 @@ class Job:
         return Path(self.root) / f"{self.name}-{config_key(self.config)}.json"
 
     def stored(self) -> bool:
-        return self.path.exists() and os.environ.get("SELMATCH_RECOMPUTE", "") not in ("1", "true")
+        return self.path.exists() and not recompute_requested()
 
     def record(self) -> dict:
         """The stored or computed record; a result that records that its input does not fit (a window past

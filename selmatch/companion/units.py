@@ -441,9 +441,14 @@ def best_beta(ctx: Context, ipc: int, betas: list[float], score: str = "cscore")
     return best_windows(ctx, [ipc], betas, score)[ipc]
 
 
+def results_root(default: str | os.PathLike = "results") -> Path:
+    """``SELMATCH_RESULTS``: where the book's cached results live (``default`` when unset)."""
+    return Path(os.environ.get("SELMATCH_RESULTS", default))
+
+
 def env_context(**overrides) -> Context:
     """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this)."""
-    roots = {"results": os.environ.get("SELMATCH_RESULTS", "results"), "runs": os.environ.get("SELMATCH_RUNS", "runs")}
+    roots = {"results": str(results_root()), "runs": os.environ.get("SELMATCH_RUNS", "runs")}
     return Context(**{**roots, **overrides})
 
 

@@ -1,0 +1,174 @@
+"""The book's status page and what it is made of: each page's cost from an empty cache, the profiles' full
+definitions, the paper page, and each page's download of the results it read. Written by the runner
+(:mod:`.book`) at each build; nothing here computes a result.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def profile_markdown(name: str, prof=None, title: str | None = None) -> list[str]:
+    """The profile's full definition (training configs, evaluation budget, distillation preset) as a table."""
+    from dataclasses import asdict
+
+    from ..settings import NOTEBOOK_GRIDS, get_profile
+
+    prof = prof or get_profile(name)
+    lines = [title or f"## Profile `{name}`", "", "| part | setting |", "|---|---|"]
+    for part in ("eval", "scores", "features"):
+        cfg = {k: v for k, v in asdict(getattr(prof, part)).items() if v is not None}
+        lines.append(f"| {part} training | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
+    budget = (f"epochs × subset size = {prof.eval_full_epochs:g} × training-set size, clipped to "
+              f"[{prof.eval_min_epochs}, {prof.eval_max_epochs or '∞'}] epochs") if prof.eval_full_epochs else \
+        f"{prof.eval.epochs} epochs at every subset size"
+    lines += [f"| evaluation budget | {budget} |", f"| runs per result | {prof.runs} (mean ± std) |",
+              f"| real images for coverage | {prof.coverage_real or 'all'} |",
+              f"| test images | {prof.test_subset or 'all'}, split into validation / test halves |"]
+    for label, pre in (("", prof.distillation), (" (64×64 images)", prof.distillation_64)):
+        if pre is None:
+            continue
+        for part in ("expert", "distill"):
+            cfg = {k: v for k, v in asdict(getattr(pre, part)).items() if v is not None}
+            lines.append(f"| {part}{label} | " + ", ".join(f"{k}={v}" for k, v in cfg.items()) + " |")
+    if prof.distillation is None:
+        lines.append("| experts and distillation | the paper's setting for each dataset and IPC |")
+    nb = NOTEBOOK_GRIDS.get(name, {})
+    if nb:
+        lines += ["", "Notebook grids at this profile (`selmatch.settings.NOTEBOOK_GRIDS`):", "",
+                  "| notebook | parameters |", "|---|---|"]
+        lines += [f"| {k} | " + ", ".join(f"`{a}={b}`" for a, b in v.items()) + " |" for k, v in nb.items()]
+    return lines + [""]
+
+
+def paper_page() -> str:
+    """The book's page of what it takes from the paper: the reported results and the official settings,
+    written from the package's data (:mod:`.paper`, :data:`selmatch.settings.PAPER_SETTINGS`) at each build."""
+    from dataclasses import asdict
+
+    from ..settings import PAPER_SETTINGS
+    from .paper import MTT_TABLE1, RATIOS, TABLE1, fmt
+
+    names = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "TinyImageNet"}
+    cols = [(ds, ipc, r) for ds, by in RATIOS.items() for ipc, r in by.items()]
+    lines = ["# The paper: its numbers and settings", "",
+             "What this book takes from the paper {cite}`lee2024selmatch` and from the official code, in one place. "
+             "Every number on this page is data in the package (the results in `selmatch/companion/paper.py`, the "
+             "settings in `selmatch/settings.py`) and the page is written from it at each build, so the tables the "
+             "analysis pages compare with and this page cannot disagree.", "",
+             "## The results the paper reports", "",
+             "Test accuracy (%) of ResNet-18-BN trained on each subset, mean ± std over 5 runs, at 5–30 % of the "
+             "training set. Source: the paper's results as reproduced, with attribution, in the results table of "
+             "the CCFS repository (Chen et al., CVPR 2025, arXiv 2503.18872); the paper's own table could not be "
+             "read here, so these are *as reported* there.", "",
+             "| dataset, subset (IPC) | " + " | ".join(TABLE1) + " |", "|---|" + "---|" * len(TABLE1)]
+    for ds, ipc, r in cols:
+        lines.append(f"| {names[ds]} {r} ({ipc}) | " + " | ".join(
+            fmt(*by_ds[ds][ipc]) if by_ds.get(ds, {}).get(ipc) else "–" for by_ds in TABLE1.values()) + " |")
+    lines += ["", "## Small budgets: MTT's own paper", "",
+              "MTT's paper {cite}`cazenavette2022mtt` (ConvNet-128, CIFAR-10 with ZCA whitening, mean ± std): the "
+              "regime where distillation is at its best, which {doc}`notebooks/09_crossover` measures at our scale.",
+              "", "| method | " + " | ".join(f"IPC {i}" for i in sorted(MTT_TABLE1["MTT"]["cifar10"])) + " |",
+              "|---|" + "---|" * len(MTT_TABLE1["MTT"]["cifar10"])]
+    for method, by_ds in MTT_TABLE1.items():
+        lines.append(f"| {method} | " + " | ".join(fmt(*v) for _, v in sorted(by_ds["cifar10"].items())) + " |")
+    lines += ["", "## The official settings", "",
+              "The ten settings of the official scripts, as `selmatch` runs them at the `paper` profile "
+              "(`selmatch distill --preset NAME`). Evaluation trains ResNet-18-BN with SGD (lr 0.1, momentum 0.9, "
+              "weight decay 5e-4, cosine schedule, batch 128) for the epochs shown, 5 runs.", "",
+              "| preset | α | β | score | lr_img | evaluation epochs | differs from the common setting |",
+              "|---|---|---|---|---|---|---|"]
+    parts = {name: {**{f"expert {k}": v for k, v in asdict(pre.expert).items()},
+                    **{k: v for k, v in asdict(pre.distill).items() if k not in ("lr_img", "checkpoint_every", "memory")}}
+             for name, pre in PAPER_SETTINGS.items()}
+    first = next(iter(parts.values()))
+    common = {k: v for k, v in first.items() if all(p.get(k) == v for p in parts.values()) and v is not None}
+    for name, pre in PAPER_SETTINGS.items():
+        differs = ", ".join(f"{k} {v}" for k, v in parts[name].items() if k not in common and v is not None) or "–"
+        lines.append(f"| `{name}` | {pre.alpha} | {pre.beta} | {pre.score} | {pre.distill.lr_img:g} | "
+                     f"{pre.eval_epochs} | {differs} |")
+    lines += ["", "Common to all ten: " + ", ".join(f"{k} {v}" for k, v in common.items()) + ". On 64×64 images "
+              "(TinyImageNet) every ConvNet gets a fourth block (ConvNetD4BN in the official code), by the one rule of "
+              "`selmatch.networks.for_image_size`."]
+    lines += ["", "## The method and where paper and code disagree", "",
+              "{doc}`method` describes the method as the official code runs it; {doc}`reproduction` lists each place "
+              "where the paper and the code disagree, the reading `selmatch` uses by default and the option that "
+              "gives the other.", ""]
+    return "\n".join(lines)
+
+
+def first_compute_seconds(rows: list[dict]) -> list[float]:
+    """Per notebook, the compute time of the results no earlier notebook read: what executing the book in
+    order from an empty cache costs at each notebook (a result shared by several is charged once)."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        ks = r.get("key_seconds", {})
+        out.append(sum(v for k, v in ks.items() if k not in seen))
+        seen |= set(ks)
+    return out
+
+
+DOWNLOADS = ROOT / "book" / "_generated" / "downloads"
+
+
+def bundle_results(notebook: str, profile: str, keys: list[str], root: Path = ROOT) -> Path | None:
+    """A zip of the cached results a page read (each JSON with its configuration, code version and
+    provenance, and its arrays), linked from the page as its download."""
+    import zipfile
+
+    from .units import results_root
+
+    folder = results_root(root / "results") / profile
+    files = [f for k in keys for f in (folder / f"{k}.json", folder / f"{k}.npz") if f.exists()]
+    if not files:
+        return None
+    out = root / "book" / "_generated" / "downloads" / f"{notebook}-{profile}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f"{profile}/{f.name}")
+    return out
+
+
+def page_costs_path(profile: str, root: Path = ROOT) -> Path:
+    return root / "results" / f"pages-{profile}.json"
+
+
+def record_page_costs(rows: list[dict], profile: str, root: Path = ROOT) -> None:
+    """Per page, what computing it alone from an empty cache took (the compute time of every result it read,
+    as recorded when each was made), kept with the results (``results/pages-PROFILE.json``) so that the pages
+    can quote their own cost (:func:`selmatch.companion.report.cost_note`)."""
+    path = page_costs_path(profile, root)
+    costs = json.loads(path.read_text()) if path.exists() else {}
+    for r in rows:
+        if r["error"] or r["parameters"].get("profile") != profile:
+            continue
+        costs[r["notebook"]] = {"alone_seconds": round(r["compute_seconds"], 1), "results": r["results"]}
+    path.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
+
+
+def write_status(rows: list[dict], path: Path) -> None:
+    lines = ["# Execution status and compute cost", "",
+             "Each notebook was executed by papermill for this build of the book. *Build time* is this build's "
+             "execution; *result compute time* is what the cached results it read took to compute when they were "
+             "made (at the profile shown); *from scratch* charges each result to the first notebook that reads "
+             "it, which is what executing the book in order from an empty cache costs at each notebook. These are "
+             "wall times: a result computed while another job shared the cores records the wait too (newer "
+             "results also record their CPU time, `cpu_seconds`, in `results/<profile>/*.json`). Training the "
+             "expert trajectories (kept in `runs/`, a few minutes at `cpu`) is not included.", "",
+             "| notebook | profile | build time (s) | results read | computed now | result compute time (min) "
+             "| from scratch, in order (min) | status |",
+             "|---|---|---|---|---|---|---|---|"]
+    first = first_compute_seconds(rows)
+    for r, f in zip(rows, first):
+        status = "ok" if not r["error"] else f"failed: {r['error'][:80]}"
+        lines.append(f"| {r['notebook']} | {r['parameters'].get('profile', '–')} | {r['seconds']:.0f} | {r['results']} | "
+                     f"{r['computed']} | {r['compute_seconds'] / 60:.1f} | {f / 60:.1f} | {status} |")
+    lines += ["", f"Computing every result from scratch took {sum(first) / 60:.0f} min in all (sum of the *from "
+              "scratch* column), on the machine that made them: 2 CPU cores, no GPU.", ""]
+    for name in sorted({r["parameters"].get("profile") for r in rows} - {None}):
+        lines += profile_markdown(name)
+    path.write_text("\n".join(lines) + "\n")
