@@ -1,5 +1,5 @@
 """The official code's figures on this kind of machine (2 cores, torch on CPU, 2 threads, CIFAR-10 shapes)
-and the targets derived from them (issue 7)."""
+and the targets derived from them."""
 from __future__ import annotations
 
 OFFICIAL = {
@@ -35,8 +35,8 @@ TARGETS = [
      1.3),
     ("vs_official/compiled/expert_img_s/convnet_bn", "expert training ConvNetBN: ours / official code, same run",
      ">=", 1.3),
-    # A distillation iteration against the official one timed in the same run (issue 16: 1.02x / 1.39x
-    # measured before; the unrolled step's floor is about 2.3 plain steps).
+    # A distillation iteration against the official one timed in the same run (1.02x / 1.39x measured
+    # before the fused blocks; the unrolled step's floor is about 2.3 plain steps).
     ("vs_official/distill/convnet/10", "distillation iteration ConvNet, syn_steps 10: official s / ours", ">=", 1.6),
     ("vs_official/distill/convnet_bn/20", "distillation iteration ConvNetBN, syn_steps 20: official s / ours", ">=",
      1.6),

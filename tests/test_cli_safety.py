@@ -1,5 +1,5 @@
 """The command line under a hostile-but-fair user: nothing lost, nothing mislabelled, every expected mistake
-answered in one line (exit code 2) naming the argument or file (issue 15's cases, in its order)."""
+answered in one line (exit code 2) naming the argument or file (a bad-input sweep's cases, in its order)."""
 from __future__ import annotations
 
 import json

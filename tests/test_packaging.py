@@ -139,9 +139,10 @@ def test_python_blocks_run_as_printed(path, index, code, tmp_path, shared_cache)
 
 def test_no_reference_to_a_document_outside_the_repository():
     """The paper's facts are a page of the book (book/paper.md, written from selmatch/companion/paper.py and
-    the settings); nothing points to the team's own notes, which readers do not have."""
+    the settings); nothing points to the team's own notes or issue numbers, which readers do not have."""
     files = [*ROOT.glob("selmatch/**/*.py"), *ROOT.glob("notebooks/*.md"), *ROOT.glob("book/*.md"), ROOT / "README.md",
              *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]
     hits = [f"{f.relative_to(ROOT)}:{i}" for f in files if f.name != "test_packaging.py"
-            for i, line in enumerate(f.read_text().splitlines(), 1) if re.search(r"\bFACTS\b", line)]
+            for i, line in enumerate(f.read_text().splitlines(), 1)
+            if re.search(r"\bFACTS\b|\b[Ii]ssues? ?#?\d+\b", line)]
     assert not hits, hits

@@ -147,6 +147,7 @@ def record_page_costs(rows: list[dict], profile: str, root: Path = ROOT) -> None
         if r["error"] or r["parameters"].get("profile") != profile:
             continue
         costs[r["notebook"]] = {"alone_seconds": round(r["compute_seconds"], 1), "results": r["results"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
 
 
