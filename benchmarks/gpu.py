@@ -38,11 +38,10 @@ import torch
 
 from selmatch.artifacts import Trajectory
 from selmatch.device import resolve_device
-from selmatch.distill import MEMORY_MODES, distill
-from selmatch.fast.constant import matching_grads
+from selmatch.distill import MEMORY_MODES, distill, matching_gradients
 from selmatch.networks import build_model
 from selmatch.settings import paper_setting
-from selmatch.student import ParamLayout, flatten, matching_loss, minibatches, unroll
+from selmatch.student import ParamLayout, flatten, minibatches
 from selmatch.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,15 +96,8 @@ def _matching(model, layout, start, target, x_sel, x_dis0, y, lr0, batches, seed
     start, target, x_sel, y = start.to(device), target.to(device), x_sel.to(device), y.to(device)
     batches = [b.to(device) for b in batches]
     lr = torch.tensor(lr0, device=device, requires_grad=True)
-    if memory == "constant":
-        loss, gx, glr = matching_grads(model, layout, start, target, x_sel, x_dis0.to(device), y, lr, batches, g, "dsa")
-        return loss, gx, glr
-    x_dis = x_dis0.to(device).requires_grad_(True)
-    theta = unroll(model, layout, start.clone().requires_grad_(True), torch.cat([x_sel, x_dis]), y, lr, batches, g,
-                   "dsa")
-    loss = matching_loss(theta, start, target)
-    loss.backward()
-    return loss, x_dis.grad, lr.grad
+    x_dis = x_dis0.to(device).requires_grad_(memory != "constant")
+    return matching_gradients(memory, model, layout, start, target, x_sel, x_dis, y, lr, batches, g, "dsa")
 
 
 def equivalence(device: torch.device, tiny: bool) -> dict:

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 
 from selmatch.augment import augment
 from selmatch.experts import ExpertConfig
-from selmatch.fast.constant import matching_grads
+from selmatch.distill import matching_gradients
 from selmatch.fast.malloc import reuse_freed_memory
 from selmatch.networks import build_model
-from selmatch.student import ParamLayout, flatten, matching_loss, minibatches, unroll
+from selmatch.student import ParamLayout, flatten, minibatches
 from selmatch.train import TrainConfig, train
 
 
@@ -59,11 +59,7 @@ def distill_iteration(model, x, y, syn_steps: int, batch: int, memory: str, g) -
     batches = minibatches(len(x), batch, syn_steps, g)
     t0 = time.perf_counter()
     with reuse_freed_memory():                 # as selmatch.distill.distill runs its loop
-        if memory == "constant":
-            matching_grads(model, layout, start, target, x[:0], x_dis, y, syn_lr, batches, g, "dsa")
-        else:
-            theta = unroll(model, layout, start.clone().requires_grad_(True), x_dis, y, syn_lr, batches, g, "dsa")
-            matching_loss(theta, start, target).backward()
+        matching_gradients(memory, model, layout, start, target, x[:0], x_dis, y, syn_lr, batches, g, "dsa")
     return time.perf_counter() - t0
 
 

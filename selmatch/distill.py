@@ -27,6 +27,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -248,6 +249,31 @@ def _kept(folder: Path, iteration: int, run: dict) -> torch.Tensor | None:
     return blob["x_distill"]
 
 
+def _unrolled(net, layout: ParamLayout, start, target, x_select, x_dis, y, syn_lr, batches, g, augmentation):
+    """The default and recompute modes: the whole unroll on autograd's tape (recompute: the network built with
+    its first block recomputed, :mod:`selmatch.fast.recompute`), then one backward pass."""
+    theta_n = unroll(net, layout, start.clone().requires_grad_(True), torch.cat([x_select, x_dis]), y, syn_lr, batches,
+                     g, augmentation)
+    loss = matching_loss(theta_n, start, target)
+    grad_x, grad_lr = torch.autograd.grad(loss, [x_dis, syn_lr])
+    return loss, grad_x, grad_lr
+
+
+# One iteration's matching loss and its gradients w.r.t. D_distill and syn_lr, per memory mode (the same numbers
+# in each; what differs is the memory the unroll keeps). The benchmarks time these same functions.
+MEMORY: dict[str, Callable] = {"default": _unrolled, "recompute": _unrolled, "constant": matching_grads}
+
+
+def matching_gradients(memory: str, net, layout: ParamLayout, start: torch.Tensor, target: torch.Tensor,
+                       x_select: torch.Tensor, x_dis: torch.Tensor, y: torch.Tensor, syn_lr: torch.Tensor,
+                       batches: list[torch.Tensor], g: torch.Generator,
+                       augmentation: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, d loss / d x_dis, d loss / d syn_lr) of one matching step in ``memory`` mode (see :data:`MEMORY`)."""
+    if memory not in MEMORY:
+        raise ValueError(f"memory={memory!r} must be one of {', '.join(MEMORY)}")
+    return MEMORY[memory](net, layout, start, target, x_select, x_dis, y, syn_lr, batches, g, augmentation)
+
+
 def _iteration(net, layout: ParamLayout, experts: ExpertPool, st: _State, x_select: torch.Tensor, y_all: torch.Tensor,
                cfg: DistillConfig) -> torch.Tensor:
     """One iteration: draw an expert segment and minibatches, match, update D_distill and syn_lr.
@@ -259,15 +285,9 @@ def _iteration(net, layout: ParamLayout, experts: ExpertPool, st: _State, x_sele
     batches = [b.to(x_select.device) for b in minibatches(len(x_select) + len(st.x_dis), cfg.batch_syn, cfg.syn_steps, g)]
     st.opt_img.zero_grad(set_to_none=True)
     st.opt_lr.zero_grad(set_to_none=True)
-    if cfg.memory == "constant":
-        loss, st.x_dis.grad, grad_lr = matching_grads(net, layout, start, target, x_select, st.x_dis, y_all, st.syn_lr,
-                                                      batches, g, cfg.augmentation)
-        st.syn_lr.grad = grad_lr.reshape(st.syn_lr.shape)
-    else:
-        theta_n = unroll(net, layout, start.clone().requires_grad_(True), torch.cat([x_select, st.x_dis]), y_all,
-                         st.syn_lr, batches, g, cfg.augmentation)
-        loss = matching_loss(theta_n, start, target)
-        loss.backward()
+    loss, st.x_dis.grad, grad_lr = matching_gradients(cfg.memory, net, layout, start, target, x_select, st.x_dis,
+                                                       y_all, st.syn_lr, batches, g, cfg.augmentation)
+    st.syn_lr.grad = grad_lr.reshape(st.syn_lr.shape)
     st.opt_img.step()
     st.opt_lr.step()
     st.iteration += 1
