@@ -91,12 +91,34 @@ def cifar_files(name: str, folder: Path) -> list[Path]:
     return [Path(folder) / f for f in [*train, *test, meta]]
 
 
+# What a CIFAR python batch holds besides dicts, lists, strings, bytes and numbers: numpy arrays (as numpy 1 and 2
+# pickle them) and, in protocol-2 pickles written by Python 3, bytes through ``_codecs.encode``. Nothing else is
+# ever looked up, so a planted file cannot run code.
+_CIFAR_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+                  *((m, f) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for f in ("_reconstruct", "scalar")),
+                  *((m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric"))}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR batch never holds")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
+    """A CIFAR python batch, read with an unpickler that admits only what the format holds (see above)."""
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            out = _CifarUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise DataFormatError(f"{path}: not a CIFAR batch ({e}); refused without running it. Replace the folder "
+                              "with torchvision's download or point SELMATCH_DATA elsewhere") from None
     except _READ_ERRORS as e:
         raise DataFormatError(f"{path}: unreadable CIFAR pickle ({type(e).__name__}: {e})") from e
+    if not isinstance(out, dict):
+        raise DataFormatError(f"{path}: not a CIFAR batch (holds a {type(out).__name__}, not a dict)")
+    return out
 
 
 def read_cifar(name: str, folder: Path) -> tuple[Split, Split]:

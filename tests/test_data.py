@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -179,3 +180,34 @@ def test_an_altered_tensor_cache_entry_is_not_trusted(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="does not match its checksum; decoding again"):
         again = load_dataset("mnist5k")
     assert torch.equal(again.y_train, ds.y_train) and again.fingerprint == ds.fingerprint
+
+
+class _Payload:
+    """Runs ``touch MARKER`` when unpickled by a plain ``pickle.load``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("planted", ["batches.meta", "data_batch_1", "data_batch_5", "test_batch"])
+def test_a_payload_planted_in_a_cifar_batch_never_runs(tmp_path, planted, capsys):
+    """Each CIFAR file is read with an unpickler that admits only what the format holds: a ``__reduce__`` payload in
+    any of them is refused in one line naming the file, through the API and the command line, and runs nothing."""
+    import pickle
+
+    write_cifar10_folder(tmp_path / "tv")
+    path = tmp_path / "tv" / "cifar-10-batches-py" / planted
+    with open(path, "rb") as f:
+        content = pickle.load(f, encoding="bytes")          # the test's own file: safe to read plainly
+    content[b"extra"] = _Payload(tmp_path / "ran")
+    with open(path, "wb") as f:
+        pickle.dump(content, f, protocol=2)
+    with pytest.raises(DataFormatError, match=rf"{planted}: not a CIFAR batch \(it asks for (posix|os)\.system"):
+        load_dataset("cifar10", root=tmp_path / "tv", download=False, use_cache=False)
+    assert main(["data", "cifar10", "--root", str(tmp_path / "tv"), "--no-download"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and planted in err and "refused without running it" in err
+    assert not (tmp_path / "ran").exists()
