@@ -260,7 +260,7 @@ def save_trajectory(traj: Trajectory, path, config: dict) -> Path:
 
 def load_trajectory(path, mmap: bool = True) -> Trajectory:
     """Read one expert file; a missing or damaged file is an error naming it."""
-    how = f"delete it and rerun `selmatch experts --resume --out {Path(path).parent}`"
+    how = f"move it aside and rerun `selmatch experts --resume --out {Path(path).parent}`"
     blob = _load_pt(path, "trajectory", how, mmap=mmap)
     try:
         traj = Trajectory(list(blob["names"]), [list(s) for s in blob["shapes"]], blob["params"], list(blob["test_acc"]))
@@ -285,17 +285,17 @@ def save_snapshot(path, state: dict) -> Path:
 
 
 def load_snapshot(path) -> dict:
-    return _load_pt(path, "snapshot", f"delete {path}; the distillation is redone to make it again")
+    return _load_pt(path, "snapshot", f"move {path} aside; distilling again without --resume makes it again")
 
 
 def load_checkpoint(path) -> dict:
     """A checkpoint's state, every tensor on the CPU (the caller moves them to its device)."""
-    blob = _load_pt(path, "checkpoint", f"delete {path} to distill from iteration 0")
+    blob = _load_pt(path, "checkpoint", f"move {path} aside to distill from iteration 0")
     missing = [k for k in ("iteration", "x_distill", "syn_lr", "opt_img", "opt_lr", "generator", "history")
                if k not in blob]
     if missing:
         raise ArtifactError(f"{path}: not a distillation checkpoint (missing {', '.join(missing)}); "
-                            f"delete it to distill from iteration 0")
+                            f"move it aside to distill from iteration 0")
     return blob
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from . import __version__, pipeline
-from .artifacts import atomic_write, list_experts, load_score_record, save_score_record, save_selection, save_synset
+from .artifacts import (atomic_write, differences, list_experts, load_score_record, load_synset, save_score_record,
+                        save_selection, save_synset)
 from .augment import AUGMENTATIONS
 from .data import DATASETS, load_dataset
-from .distill import MEMORY_MODES, DistillationDiverged
+from .distill import MEMORY_MODES, DistillationDiverged, check_experts
 from .device import provenance, resolve_device
 from .experts import ExpertConfig
 from .networks import MODELS
@@ -56,20 +57,24 @@ def _claim_file(out: str | None, force: bool) -> None:
     _writable(path.parent)
 
 
-def _claim_folder(out: str, files: tuple[str, ...], resume: bool, force: bool) -> None:
+def _claim_folder(out: str, files: tuple[str, ...], resume: bool, force: bool) -> list[Path]:
     """Before any work: a run folder holding an earlier run is refused unless ``--resume`` (continue it: the
-    run checks that it is the same) or ``--force`` (replace it: its files are removed)."""
+    run checks that it is the same) or ``--force`` (replace it). Returns the files ``--force`` is to remove,
+    which the caller removes (:func:`_clear`) only once the whole command has been checked."""
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path} is a file, not a folder")
     held = [f for f in files if (path / f).exists()]
-    if held and force:
-        for f in held:
-            (path / f).unlink()
-    elif held and not resume:
+    if held and not resume and not force:
         raise ValueError(f"--out {path} holds an earlier run ({', '.join(held)}); pass --resume to continue it, "
                          "--force to replace it, or choose another folder")
     _writable(path)
+    return [path / f for f in held] if force else []
+
+
+def _clear(files: list[Path]) -> None:
+    for f in files:
+        f.unlink(missing_ok=True)
 
 
 def _writable(folder: Path) -> None:
@@ -203,8 +208,29 @@ def cmd_experts(args) -> int:
     return 0
 
 
+def _same_finished_run(synset: Path, record: dict) -> None:
+    """``--resume`` into a folder whose run has finished: continue only the same run (its synset's record equal
+    to this one's in everything that changes the images, and no fewer iterations), never replace another one."""
+    if not synset.exists():
+        return
+    held = load_synset(synset).config or {}
+    numbers = ("syn_steps", "expert_epochs", "max_start_epoch", "min_start_epoch", "lr_img", "lr_lr", "lr_init",
+               "batch_syn", "momentum", "augmentation")
+    def part(rec: dict) -> dict:
+        distill = rec.get("distill") or {}
+        return {**{k: rec.get(k) for k in ("dataset", "selection", "init", "score", "expert_config", "seed")},
+                "distill": {k: distill.get(k, 0 if k == "min_start_epoch" else None) for k in numbers}}
+    diff = differences(part(held), part(record))
+    done, asked = (held.get("distill") or {}).get("iterations"), record["distill"]["iterations"]
+    if isinstance(done, int) and asked < done:      # continuing to more iterations is what --resume is for
+        diff.append(f"distill.iterations: {done} -> {asked}")
+    if diff:
+        raise ValueError(f"{synset} holds a finished run of another configuration ({'; '.join(diff[:4])}); "
+                         f"--resume never replaces it: move {synset.name} aside, or choose another --out")
+
+
 def cmd_distill(args) -> int:
-    _claim_folder(args.out, ("synset.npz", "history.json", "checkpoint.pt"), args.resume, args.force)
+    replaced = _claim_folder(args.out, ("synset.npz", "history.json", "checkpoint.pt"), args.resume, args.force)
     ds = _load(args)
     experts_file = Path(args.experts) / "config.json"
     if not experts_file.exists():
@@ -222,6 +248,14 @@ def cmd_distill(args) -> int:
     # the network is the experts' own, so the two always match
     setting = replace(setting, expert=ExpertConfig(**experts_cfg["expert"]), distill=replace(setting.distill, **changes))
     prof = get_profile(args.profile)
+    check_experts(args.experts, setting.expert.model, num_classes=ds.num_classes, image_shape=ds.image_shape,
+                  cfg=setting.distill, width=setting.expert.width, depth=setting.expert.depth)
+    record = {"dataset": ds.name, "selection": sel.params, "init": args.init,
+              "score": None if args.init == "random" else score, "distill": asdict(setting.distill),
+              "expert_config": experts_cfg, "seed": args.seed}
+    if args.resume and not replaced:
+        _same_finished_run(Path(args.out) / "synset.npz", record)
+    _clear(replaced)                 # --force: only now, with the whole command checked
     result = pipeline.distill_selection(ds, sel, args.experts, setting, seed=args.seed, device=args.device,
                                         out=args.out, resume=args.resume, keep_at=tuple(args.eval_at or ()),
                                         progress=True)
@@ -229,10 +263,8 @@ def cmd_distill(args) -> int:
                                             result.is_distilled, prof, augmentation="combined", runs=1,
                                             seed=args.seed, device=args.device)
              for it, x_it in result.snapshots.items()}
-    config = {"dataset": ds.name, "source": ds.source, "preset": args.preset, "profile": args.profile,
-              "selection": sel.params, "init": args.init, "score": None if args.init == "random" else score,
-              "distill": asdict(setting.distill), "experts": args.experts, "expert_config": experts_cfg,
-              "seed": args.seed, **provenance(args.device), "version": __version__}
+    config = {**record, "source": ds.source, "preset": args.preset, "profile": args.profile, "experts": args.experts,
+              **provenance(args.device), "version": __version__}
     out = Path(args.out)
     save_synset(out / "synset.npz", result.images, result.labels, result.is_distilled, sel.indices, result.syn_lr,
                 config)

@@ -195,6 +195,16 @@ def _student(model: str, ref: torch.Tensor, num_classes: int, width, depth, cfg:
     return net, layout
 
 
+def check_experts(experts: str | os.PathLike | list[Trajectory], model: str, *, num_classes: int,
+                  image_shape: tuple[int, ...], cfg: DistillConfig, width: int | None = None,
+                  depth: int | None = None) -> None:
+    """Raise ``ValueError`` naming what differs when ``experts`` cannot be matched by this network with ``cfg``
+    (too short for the start epochs, or trained with another network): what :func:`distill` checks first, for a
+    caller to check before it removes anything."""
+    _student(model, torch.zeros(1, *image_shape), num_classes, width, depth, cfg, ExpertPool(experts, torch.device("cpu")),
+             torch.device("cpu"))
+
+
 def _run_record(cfg: DistillConfig, seed: int, model: str, width, depth, n_select: int, n_distill: int,
                 identity: dict | None) -> dict:
     """What a checkpoint must match to be continued: everything but the length of the run and the

@@ -46,15 +46,56 @@ def test_distill_refuses_a_finished_run_unless_asked(workdir, tmp_path, capsys):
     assert code == 2 and "pass one" in err
 
 
-# 2. resume with another configuration
+# 2. resume with another configuration: the finished run's synset and its checkpoint each refuse it
 @pytest.mark.parametrize("change, field", [(["--lr-img", "7"], "distill.lr_img: 100"), (["--seed", "3"], "seed: 0 -> 3"),
-                                          (["--beta", "0.1"], "identity.indices"), (["--ipc", "8"], "n_distill: 50 -> 40")])
-def test_resume_refuses_another_configuration(workdir, tmp_path, capsys, change, field):
+                                          (["--beta", "0.1"], "selection.beta"), (["--ipc", "8"], "selection.ipc: 10 -> 8")])
+@pytest.mark.parametrize("finished", [True, False])
+def test_resume_refuses_another_configuration(workdir, tmp_path, capsys, change, field, finished):
     out = tmp_path / "run"
     assert run(capsys, *distill_args(workdir, out, "--iterations", "2"))[0] == 0
+    if not finished:                     # interrupted: the checkpoint alone says what the run was
+        (out / "synset.npz").unlink()
+        field = {"selection.beta": "identity.indices", "selection.ipc: 10 -> 8": "n_distill: 50 -> 40"}.get(field, field)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
     code, _, err = run(capsys, *distill_args(workdir, out, "--resume", *change))
-    assert code == 2 and "belongs to another run" in err and field in err
-    assert run(capsys, *distill_args(workdir, out, "--resume"))[0] == 0          # the same run continues
+    assert code == 2 and ("holds a finished run of another configuration" if finished else "belongs to another run") \
+        in err and field in err, err
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+    assert run(capsys, *distill_args(workdir, out, "--resume"))[0] == 0          # the same run continues (to 5)
+
+
+def test_resume_never_replaces_a_finished_run_whose_checkpoint_is_gone(workdir, tmp_path, capsys):
+    """A finished synset is the record of its run: without a checkpoint, --resume with fewer iterations or another
+    seed is refused, the synset kept; the same run (or a longer one) goes ahead."""
+    out = tmp_path / "run"
+    assert run(capsys, *distill_args(workdir, out, "--iterations", "4"))[0] == 0
+    (out / "checkpoint.pt").unlink()
+    kept = (out / "synset.npz").read_bytes()
+    for change, field in ((["--iterations", "2"], "distill.iterations: 4 -> 2"), (["--seed", "7"], "seed: 0 -> 7")):
+        code, _, err = run(capsys, *distill_args(workdir, out, "--resume", *change))
+        assert code == 2 and field in err and "move synset.npz aside" in err and "delete" not in err, err
+        assert (out / "synset.npz").read_bytes() == kept
+    from selmatch.artifacts import load_synset
+
+    first = load_synset(out / "synset.npz").images
+    assert run(capsys, *distill_args(workdir, out, "--resume", "--iterations", "4"))[0] == 0
+    assert torch.equal(load_synset(out / "synset.npz").images, first)      # the same run again (deterministic)
+
+
+@pytest.mark.parametrize("bad, message", [(["--lr-img", "-1"], "lr_img=-1.0 must be"),
+                                          (["--experts", "nowhere"], "nowhere/config.json is missing")])
+def test_force_checks_the_whole_command_before_it_removes_anything(workdir, tmp_path, capsys, bad, message):
+    out = tmp_path / "run"
+    assert run(capsys, *distill_args(workdir, out, "--iterations", "2"))[0] == 0
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    args = distill_args(workdir, out, "--force")
+    if bad[0] == "--experts":
+        args[args.index(workdir / "exp")] = tmp_path / "nowhere"
+    else:
+        args += bad
+    code, _, err = run(capsys, *args)
+    assert code == 2 and message in err, err
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
 
 
 # 3. experts of another dataset or of unknown origin
