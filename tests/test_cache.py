@@ -90,3 +90,27 @@ def test_results_are_stamped_with_the_code_this_process_loaded(tmp_path, monkeyp
     monkeypatch.setattr(cache, "_version_now", lambda: "0.0.0+moved-on")
     out = cache.cached("unit", {"a": 1}, lambda: {"x": 1}, tmp_path)
     assert out["version"] == loaded != "0.0.0+moved-on"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda r, p: {k: v for k, v in r.items() if k != "checksum"}, "has no checksum, so it cannot be trusted"),
+    (lambda r, p: "[1, 2]", "is not a result record"),
+    (lambda r, p: {k: v for k, v in r.items() if k != "result"}, "is not a result record"),
+    (lambda r, p: None, "is not a readable result"),                       # empty file
+    (lambda r, p: '{"config": {"a": 1}, "resu', "is not a readable result"),   # truncated
+    (lambda r, p: p.with_suffix(".npz").write_bytes(b"PK\x03\x04 damaged") and r, "npz is damaged"),
+])
+def test_a_result_without_its_checksum_or_damaged_is_one_line_naming_the_file(tmp_path, damage, message):
+    """Only a result with its checksum is trusted; every kind of damage is a one-line error that names the file
+    (and what to do), never a raw JSONDecodeError, KeyError or BadZipFile."""
+    from selmatch.companion.cache import DamagedResult
+
+    cached("unit", {"a": 1}, lambda: {"mean": 1.5, "arrays": {"x": np.arange(3)}}, tmp_path)
+    path = tmp_path / f"unit-{config_key({'a': 1})}.json"
+    record = json.loads(path.read_text())
+    new = damage(record, path)
+    path.write_text("" if new is None else new if isinstance(new, str) else json.dumps(new))
+    with pytest.raises(DamagedResult, match=message) as err:
+        cached("unit", {"a": 1}, lambda: {"mean": 77.7}, tmp_path)
+    assert path.stem in str(err.value) and len(str(err.value).splitlines()) == 1
+    assert "move it aside" in str(err.value)

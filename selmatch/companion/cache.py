@@ -73,11 +73,7 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
     arrays_path = path.with_suffix(".npz")
     force = force or recompute_requested()
     if path.exists() and not force:
-        record = json.loads(path.read_text())
-        arrays = {}
-        if arrays_path.exists():
-            with np.load(arrays_path) as z:
-                arrays = {k: z[k] for k in z.files}
+        record, arrays = _read(path, arrays_path)
         _verify(record, arrays, config, path)
         if arrays:
             record["result"]["arrays"] = arrays
@@ -119,14 +115,40 @@ def checksum(record: dict, arrays: dict) -> str:
     return h.hexdigest()
 
 
+class DamagedResult(ValueError):
+    """A stored result that cannot be trusted: unreadable, incomplete, without its checksum, or altered."""
+
+
+def _read(path: Path, arrays_path: Path) -> tuple[dict, dict]:
+    """A stored record and its arrays, or :class:`DamagedResult` in one line naming the file."""
+    fix = "restore it (git checkout) or move it aside to recompute"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedResult(f"{path} is not a readable result ({type(e).__name__}: {str(e)[:80]}); {fix}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("result"), (dict, list)) \
+            or not isinstance(record.get("config"), dict):
+        raise DamagedResult(f"{path} is not a result record (no config and result); {fix}")
+    if not isinstance(record.get("checksum"), str):
+        raise DamagedResult(f"{path} has no checksum, so it cannot be trusted; {fix}")
+    arrays = {}
+    if arrays_path.exists():
+        try:
+            with np.load(arrays_path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:  # noqa: BLE001 -- any damage to the archive: zip, npy header, pickled object
+            raise DamagedResult(f"{arrays_path} is damaged ({type(e).__name__}: {str(e)[:80]}); {fix}") from None
+    return record, arrays
+
+
 def _verify(record: dict, arrays: dict, config: dict, path: Path) -> None:
     """A stored result is used only if it is the one asked for and unaltered since it was written."""
     diff = differences(record.get("config", {}), json.loads(json.dumps(config, default=str)))
     if diff:
-        raise ValueError(f"{path} holds a result for another configuration ({'; '.join(diff[:3])}); delete it")
-    if "checksum" in record and checksum(record, arrays) != record["checksum"]:
-        raise ValueError(f"{path} (or its .npz) was altered after it was written (checksum mismatch); restore it "
-                         "(git checkout) or delete it to recompute")
+        raise DamagedResult(f"{path} holds a result for another configuration ({'; '.join(diff[:3])}); move it aside")
+    if checksum(record, arrays) != record["checksum"]:
+        raise DamagedResult(f"{path} (or its .npz) was altered after it was written (checksum mismatch); restore it "
+                            "(git checkout) or move it aside to recompute")
 
 
 def _log(record: dict, hit: bool) -> None:
