@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, pipeline
+from . import __version__, cluster, pipeline
 from .artifacts import (atomic_write, differences, list_experts, load_score_record, load_synset, save_score_record,
                         save_selection, save_synset)
 from .augment import AUGMENTATIONS
@@ -479,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "device", None) is not None and not getattr(args, "prepare_only", False):
             resolve_device(args.device)          # a device this machine lacks fails before any work
+        if hasattr(args, "ray") and cluster.enabled() and not getattr(args, "prepare_only", False):
+            cluster.ray_module()                 # Ray asked for but missing or unreachable: before anything is written
         return args.func(args)
     except (ValueError, OSError, DistillationDiverged) as e:  # expected failures: one line, no traceback
         print(f"selmatch {args.command}: error: {e}", file=sys.stderr)

@@ -41,24 +41,36 @@ def enabled() -> bool:
     return address() is not None
 
 
+class RayUnavailable(ValueError):
+    """Ray was asked for (``SELMATCH_RAY`` or ``--ray``) but is not installed, or its cluster cannot be reached."""
+
+
 def ray_module():
-    """Ray, connected (started locally for ``auto``); a clear error when it is asked for but not installed."""
+    """Ray, connected (started locally for ``auto``); a one-line :class:`RayUnavailable` when it is asked for but
+    not installed or not reachable (the command line calls this before it writes anything)."""
     try:
         import ray
     except ImportError:
-        raise RuntimeError(f"{ENV}={address()!r} asks for Ray, which is not installed here: "
-                           "pip install 'selmatch[ray]' (or unset SELMATCH_RAY to run in this process)") from None
+        raise RayUnavailable(f"{ENV}={address()!r} asks for Ray, which is not installed here: "
+                             "pip install 'selmatch[ray]' (or unset SELMATCH_RAY to run in this process)") from None
     if not ray.is_initialized():
         where = address()
         options = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-        if where == "auto":
-            import atexit
+        cpus = os.environ.get("SELMATCH_RAY_CPUS")
+        if cpus is not None and not (cpus.isdigit() and int(cpus) >= 1):
+            raise RayUnavailable(f"SELMATCH_RAY_CPUS={cpus!r} must be a whole number >= 1")
+        try:
+            if where == "auto":
+                import atexit
 
-            cpus = os.environ.get("SELMATCH_RAY_CPUS")
-            ray.init(num_cpus=int(cpus) if cpus else None, **options)
-            atexit.register(ray.shutdown)          # stop the local Ray with this process, quietly
-        else:
-            ray.init(address=where, **options)
+                ray.init(num_cpus=int(cpus) if cpus else None, **options)
+                atexit.register(ray.shutdown)          # stop the local Ray with this process, quietly
+            else:
+                ray.init(address=where, **options)
+        except Exception as e:  # noqa: BLE001 -- whatever Ray raises for a bad address or a dead cluster
+            raise RayUnavailable(f"{ENV}={where!r}: Ray could not be {'started' if where == 'auto' else 'reached'} "
+                                 f"({type(e).__name__}: {str(e).strip().splitlines()[0][:120] if str(e).strip() else ''}); "
+                                 "use auto, the address `ray start --head` printed, or unset it") from None
     return ray
 
 

@@ -232,3 +232,16 @@ def test_an_unwritable_cache_only_costs_the_decode(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="cannot write the decoded-tensor cache"):
         ds = load_dataset("mnist5k")
     assert len(ds.y_train) == 4000
+
+
+@pytest.mark.parametrize("value, message", [("garbage", "Ray could not be reached"), ("auto", "which is not installed")])
+def test_ray_asked_for_but_missing_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch, value,
+                                                                           message):
+    import sys
+
+    monkeypatch.setenv("SELMATCH_RAY", value)
+    if value == "auto":
+        monkeypatch.setitem(sys.modules, "ray", None)          # as if Ray were not installed
+    code, _, err = run(capsys, "experts", "--dataset", "mnist5k", "--out", tmp_path / "exp")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "exp").exists()
