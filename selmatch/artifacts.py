@@ -207,6 +207,7 @@ class Trajectory:
     shapes: list[list[int]]
     params: torch.Tensor        # float32 [epochs + 1, P]
     test_acc: list[float]       # after each epoch
+    config: dict | None = None  # the record of the run that made it (the folder's config.json then)
 
     @property
     def epochs(self) -> int:
@@ -218,11 +219,26 @@ class Trajectory:
 
     def to(self, device) -> "Trajectory":
         """The same trajectory with its parameters on ``device`` (one copy, made once)."""
-        return Trajectory(self.names, self.shapes, self.params.to(device), self.test_acc)
+        return Trajectory(self.names, self.shapes, self.params.to(device), self.test_acc, self.config)
 
 
 def expert_path(folder, k: int) -> Path:
     return Path(folder) / f"expert_{k:04d}.pt"
+
+
+EXPERT_FIELDS = ("expert", "seed", "identity")      # what every expert file of a folder shares with its config.json
+
+
+def foreign_expert(traj: Trajectory, folder_record: dict, path) -> str | None:
+    """Why the expert file at ``path`` does not belong with its folder's ``config.json`` (None if it does): every
+    file records the configuration that made it, which must be the folder's (but for how many experts)."""
+    mine = traj.config
+    if mine is None:
+        return f"{path} records no configuration, so what made it is unknown"
+    diff = differences({k: mine.get(k) for k in EXPERT_FIELDS}, {k: folder_record.get(k) for k in EXPERT_FIELDS})
+    diff = [d for d in diff if not d.startswith("expert.num_experts:")]
+    return f"{path} was made by another configuration than its folder's config.json ({'; '.join(diff[:3])})" \
+        if diff else None
 
 
 def list_experts(folder) -> list[Path]:
@@ -263,7 +279,8 @@ def load_trajectory(path, mmap: bool = True) -> Trajectory:
     how = f"move it aside and rerun `selmatch experts --resume --out {Path(path).parent}`"
     blob = _load_pt(path, "trajectory", how, mmap=mmap)
     try:
-        traj = Trajectory(list(blob["names"]), [list(s) for s in blob["shapes"]], blob["params"], list(blob["test_acc"]))
+        traj = Trajectory(list(blob["names"]), [list(s) for s in blob["shapes"]], blob["params"], list(blob["test_acc"]),
+                          _json(blob.get("config")) if blob.get("config") is not None else None)
     except (KeyError, TypeError) as e:
         raise ArtifactError(f"expert file {path} is not an expert file (no {e}); {how}") from None
     if traj.params.ndim != 2 or traj.params.shape[1] != traj.layout.numel:

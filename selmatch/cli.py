@@ -248,6 +248,7 @@ def cmd_distill(args) -> int:
     # the network is the experts' own, so the two always match
     setting = replace(setting, expert=ExpertConfig(**experts_cfg["expert"]), distill=replace(setting.distill, **changes))
     prof = get_profile(args.profile)
+    pipeline.check_experts_dataset(ds, args.experts)
     check_experts(args.experts, setting.expert.model, num_classes=ds.num_classes, image_shape=ds.image_shape,
                   cfg=setting.distill, width=setting.expert.width, depth=setting.expert.depth)
     record = {"dataset": ds.name, "selection": sel.params, "init": args.init,

@@ -32,8 +32,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from .artifacts import (ArtifactError, Trajectory, differences, list_experts, load_checkpoint, load_snapshot,
-                        load_trajectory, save_checkpoint, save_snapshot)
+from .artifacts import (ArtifactError, Trajectory, differences, foreign_expert, list_experts, load_checkpoint,
+                        load_snapshot, load_trajectory, save_checkpoint, save_snapshot)
 from .device import DeviceLike, resolve_device
 from .fast.constant import matching_grads
 from .fast.malloc import reuse_freed_memory
@@ -115,13 +115,19 @@ class ExpertPool:
         self.trajs: list[Trajectory | None] = [t.to(device) for t in experts] if self.paths is None \
             else [None] * len(self.paths)
         self.device = device
+        record = None if self.paths is None else Path(experts) / "config.json"
+        self.record = json.loads(record.read_text()) if record is not None and record.exists() else None
 
     def __len__(self) -> int:
         return len(self.trajs)
 
     def __getitem__(self, k: int) -> Trajectory:
         if self.trajs[k] is None:
-            self.trajs[k] = load_trajectory(self.paths[k], mmap=self.device.type == "cpu").to(self.device)
+            traj = load_trajectory(self.paths[k], mmap=self.device.type == "cpu")
+            why = foreign_expert(traj, self.record, self.paths[k]) if self.record is not None else None
+            if why:
+                raise ValueError(f"{why}; move it out of the experts folder")
+            self.trajs[k] = traj.to(self.device)
         return self.trajs[k]
 
 

@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 
 from . import cluster
-from .artifacts import (ArtifactError, Trajectory, atomic_write, differences, expert_path, load_trajectory,
-                        save_trajectory)
+from .artifacts import (EXPERT_FIELDS, ArtifactError, Trajectory, atomic_write, differences, expert_path, foreign_expert,
+                        load_trajectory, save_trajectory)
 from .augment import AUGMENTATIONS
 from .device import DeviceLike, resolve_device
 from .evaluate import accuracy
@@ -115,7 +115,7 @@ def _check_folder(out: Path, record: dict, resume: bool, force: bool) -> None:
                          f"{record['expert']['num_experts']}), --force to replace them, or use another folder")
 
 
-_COMPARED = ("expert", "seed", "identity")      # what must match for experts to be continued
+_COMPARED = EXPERT_FIELDS      # what must match for experts to be continued
 
 
 def train_experts(x, y, x_test, y_test, cfg: ExpertConfig, out: Path, *, seed: int = 0, num_classes: int,
@@ -134,17 +134,22 @@ def train_experts(x, y, x_test, y_test, cfg: ExpertConfig, out: Path, *, seed: i
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     _check_folder(out, record, resume, force)
-    atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    if not (out / "config.json").exists():     # a resumed folder keeps the record of the run that began it
+        atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
     missing = []
     for k in range(cfg.num_experts):
         path = expert_path(out, k)
         if path.exists():
             try:
-                load_trajectory(path)
-                continue
+                traj = load_trajectory(path)
             except ArtifactError as e:
                 warnings.warn(f"{e}; training expert {k} again", stacklevel=2)
                 path.unlink()          # a damaged file from a crash is retrained, never trusted
+            else:
+                why = foreign_expert(traj, record, path)
+                if why:
+                    raise ValueError(f"{why}; move it aside (it is not retrained over), or --force to replace the folder")
+                continue
         missing.append(k)
     if cluster.enabled():              # each expert a task (selmatch.cluster); each writes its own file
         cluster.map(_train_and_save, missing, device=str(device), desc="experts", progress=progress,

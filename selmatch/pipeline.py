@@ -175,12 +175,22 @@ def expert_trajectories(ds: ImageDataset, cfg: ExpertConfig, out: str | os.PathL
     return Path(out)
 
 
+def check_experts_dataset(ds: ImageDataset, experts: str | os.PathLike) -> None:
+    """Experts trained on another dataset are refused, naming both (their ``config.json`` says which)."""
+    record = Path(experts) / "config.json"
+    made_on = (json.loads(record.read_text()).get("identity") or {}).get("dataset") if record.exists() else None
+    if made_on is not None and made_on != ds.name:
+        raise ValueError(f"the experts in {experts} were trained on dataset {made_on!r}, not {ds.name!r}; train "
+                         f"experts on {ds.name} (`selmatch experts --dataset {ds.name} --out ...`)")
+
+
 def distill_selection(ds: ImageDataset, sel: Selection, experts: str | os.PathLike, setting: Preset, *, seed: int = 0,
                       device: DeviceLike = "cpu", out: str | os.PathLike | None = None, resume: bool = False,
                       keep_at: tuple[int, ...] = (), progress: bool = False) -> DistillResult:
     """Distill ``sel`` (D_select frozen, D_distill learned) against ``experts``, with the network of
     ``setting.expert`` and the hyperparameters of ``setting.distill``; the images at ``keep_at`` come back in
     the result's ``snapshots``."""
+    check_experts_dataset(ds, experts)
     x = ds.normalize(ds.x_train[sel.indices])
     n = len(sel.select_idx)
     return distill(x[:n], ds.y_train[sel.select_idx], x[n:], ds.y_train[sel.distill_idx], experts,

@@ -116,6 +116,52 @@ def test_experts_resume_refuses_other_data_and_unknown_folders(workdir, tmp_path
     assert len(list(mixed.glob("expert_*.pt"))) == 1
 
 
+def test_a_foreign_expert_file_is_refused_by_experts_and_distill(workdir, tmp_path, capsys):
+    """Each expert file records what made it: one copied in from another run (another seed) is named, by
+    ``experts --resume`` (which keeps config.json as it was) and by ``distill``, never silently used."""
+    import shutil
+
+    other = tmp_path / "other"
+    assert run(capsys, "experts", "--dataset", "mnist5k", "--out", other, "--seed", "9", "--num-experts", "1")[0] == 0
+    mixed = tmp_path / "exp"
+    shutil.copytree(workdir / "exp", mixed)
+    config = (mixed / "config.json").read_bytes()
+    shutil.copy(other / "expert_0000.pt", mixed / "expert_0001.pt")
+    code, _, err = run(capsys, "experts", "--dataset", "mnist5k", "--out", mixed, "--resume")
+    assert code == 2 and "expert_0001.pt was made by another configuration" in err and "seed: 9 -> 0" in err, err
+    assert (mixed / "config.json").read_bytes() == config
+    code, _, err = run(capsys, *distill_args(workdir, tmp_path / "run", "--iterations", "20"))   # the good folder
+    assert code == 0
+    args = distill_args(workdir, tmp_path / "run2", "--iterations", "20")
+    args[args.index(workdir / "exp")] = mixed
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "expert_0001.pt was made by another configuration" in err, err
+
+
+def test_experts_of_another_dataset_are_named_as_such(workdir, tmp_path, capsys):
+    import shutil
+
+    exp = tmp_path / "exp"
+    shutil.copytree(workdir / "exp", exp)
+    record = json.loads((exp / "config.json").read_text())
+    record["identity"]["dataset"] = "cifar10"
+    (exp / "config.json").write_text(json.dumps(record))
+    args = distill_args(workdir, tmp_path / "run", "--iterations", "2")
+    args[args.index(workdir / "exp")] = exp
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "were trained on dataset 'cifar10', not 'mnist5k'" in err, err
+
+
+def test_experts_resume_keeps_the_folders_record(workdir, tmp_path, capsys):
+    import shutil
+
+    exp = tmp_path / "exp"
+    shutil.copytree(workdir / "exp", exp)
+    before = (exp / "config.json").read_bytes()
+    assert run(capsys, "experts", "--dataset", "mnist5k", "--out", exp, "--resume", "--num-experts", "3")[0] == 0
+    assert (exp / "config.json").read_bytes() == before and len(list(exp.glob("expert_*.pt"))) == 3
+
+
 # 4. learning rates
 @pytest.mark.parametrize("value", ["inf", "nan", "-1"])
 def test_non_finite_learning_rates_are_refused(workdir, tmp_path, capsys, value):
