@@ -140,6 +140,9 @@ def save_selection(sel: Selection, path, **extra) -> Path:
 
 def load_selection(path) -> Selection:
     z = _open_npz(path, "selection", ("select_idx", "distill_idx"), "write one with `selmatch select`")
+    if "params" not in z:     # every writer of this format records them: without them, the dataset is unknown
+        raise ArtifactError(f"{path}: a selection without its parameters (which dataset, window, IPC), so what it "
+                            "indexes is unknown; write it again with `selmatch select`")
     for k in ("select_idx", "distill_idx"):
         if z[k].ndim != 1 or z[k].dtype.kind not in "iu":
             raise ArtifactError(f"{path}: {k} must be a 1-D array of integer indices, got {z[k].dtype} {z[k].shape}")

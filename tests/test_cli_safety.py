@@ -291,3 +291,14 @@ def test_ray_asked_for_but_missing_is_one_line_before_anything_is_written(tmp_pa
     code, _, err = run(capsys, "experts", "--dataset", "mnist5k", "--out", tmp_path / "exp")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_selection_stripped_of_its_parameters_is_refused(tmp_path, capsys):
+    """A selection whose metadata was removed could index any dataset: it is refused, naming the file."""
+    sel = tmp_path / "sel.npz"
+    assert run(capsys, "select", "--dataset", "mnist5k", "--random", "--ipc", "5", "--out", sel)[0] == 0
+    with np.load(sel) as z:
+        arrays = {k: z[k] for k in z.files if k != "params"}
+    np.savez(sel, **arrays)
+    code, _, err = run(capsys, "evaluate", "--dataset", "mnist5k", "--selection", sel, "--runs", "1", "--epochs", "1")
+    assert code == 2 and "sel.npz: a selection without its parameters" in err, err
