@@ -429,7 +429,7 @@ def cmd_rerun(args) -> int:
     from .companion.book import rerun
 
     out = rerun(args.notebook, profile=args.profile, params=args.params, set_=args.set, device=args.device,
-                into=args.into, prepare_only=args.prepare_only, reuse=args.reuse)
+                into=args.into, prepare_only=args.prepare_only, reuse=args.reuse, force=args.force)
     print(f"{'prepared' if args.prepare_only else 'executed'}: {out}")
     return 0
 
@@ -449,6 +449,8 @@ def _add_rerun(sub) -> None:
     r.add_argument("--device", help="cpu | cuda | cuda:N | mps (default: the notebook's, cpu)")
     _ray(r)
     r.add_argument("--into", help="folder for the results, runs and executed notebook (default rerun-PROFILE)")
+    r.add_argument("--force", action="store_true",
+                   help="overwrite an executed notebook already in --into (its results are kept and reused)")
     r.add_argument("--reuse", action="store_true",
                    help="start from a copy of the committed results of the profile: compute only what they lack")
     r.add_argument("--prepare-only", action="store_true",

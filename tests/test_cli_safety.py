@@ -302,3 +302,40 @@ def test_a_selection_stripped_of_its_parameters_is_refused(tmp_path, capsys):
     np.savez(sel, **arrays)
     code, _, err = run(capsys, "evaluate", "--dataset", "mnist5k", "--selection", sel, "--runs", "1", "--epochs", "1")
     assert code == 2 and "sel.npz: a selection without its parameters" in err, err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-p", "ipcs", "[50,"], "-p ipcs '[50,' is not valid YAML"),
+    (["-p", "betas", "0.5"], "betas=0.5 must be a list[float], e.g. -p betas"),
+    (["-p", "seed", "1.5"], "seed=1.5 must be an int"),
+    (["-p", "ipcs", "[0]"], "ipcs=[0]: 0 is not a whole number >= 1"),
+    (["-p", "betas", "[1.5]"], "betas=[1.5]: 1.5 is not in [0, 1)"),
+    (["-p", "profile", "bogus"], "profile='bogus' is unknown; valid: smoke, cpu, paper"),
+    (["-p", "device", "cuda:7"], "device='cuda:7' is not available"),
+    (["-p", "profile", "bogus", "--prepare-only"], "profile='bogus' is unknown"),
+    (["-p", "nope", "1"], "02_sliding_window has no parameter nope"),
+])
+def test_rerun_checks_every_parameter_before_a_kernel_starts(tmp_path, capsys, extra, message):
+    code, _, err = run(capsys, "rerun", "02", "--profile", "smoke", "--into", tmp_path / "r", *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_rerun_params_files_and_reuse_are_checked(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile: smoke\nipcs: [10,\n")
+    code, _, err = run(capsys, "rerun", "02", "--params", bad, "--into", tmp_path / "r")
+    assert code == 2 and f"the params file {bad} is not valid YAML" in err, err
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("ipcs: [10]\n")
+    code, _, err = run(capsys, "rerun", "02", "--params", bare, "--reuse", "--into", tmp_path / "r")
+    assert code == 2 and "--reuse copies the committed results of a profile" in err, err
+
+
+def test_rerun_into_a_folder_with_an_executed_page_asks_for_force(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "02_sliding_window.ipynb").write_text("{}")
+    code, _, err = run(capsys, "rerun", "02", "--profile", "smoke", "--into", tmp_path / "r")
+    assert code == 2 and "already holds an executed 02_sliding_window.ipynb; pass --force" in err, err
+    assert (tmp_path / "r" / "02_sliding_window.ipynb").read_text() == "{}"
+    assert run(capsys, "rerun", "02", "--profile", "smoke", "--into", tmp_path / "r", "--force", "--prepare-only")[0] == 0

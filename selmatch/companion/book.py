@@ -151,26 +151,90 @@ def _notebook_name(notebook: str, root: Path = ROOT) -> str:
     return hits[0]
 
 
+def _yaml(text: str, where: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{where} is not valid YAML ({first}); write lists as [50, 100]") from None
+
+
+def _conforms(value, typ: str) -> bool:
+    """Whether ``value`` has the type a parameters cell declares (``int``, ``list[float]``, ...)."""
+    if typ.startswith("list[") and typ.endswith("]"):
+        return isinstance(value, list) and all(_conforms(v, typ[5:-1]) for v in value)
+    kinds = {"int": int, "float": (int, float), "str": str, "dict": dict, "bool": bool}
+    return typ in kinds and isinstance(value, kinds[typ]) and (typ == "bool" or not isinstance(value, bool))
+
+
+# ranges by parameter name (a list's every value): images per class, fractions of a class
+_RANGES = {"ipc": (1, None, "a whole number >= 1"), "beta": (0.0, 1.0, "in [0, 1)"), "alpha": (0.0, 1.0, "in [0, 1]"),
+           "seed": (0, None, "a whole number >= 0"), "per_class": (1, None, "a whole number >= 1")}
+
+
+def _in_range(name: str, value) -> str | None:
+    key = next((k for k in _RANGES if name.rstrip("s").endswith(k) or name.startswith(k)), None)
+    if key is None or isinstance(value, (str, dict, bool)) or value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    low, high, words = _RANGES[key]
+    bad = [v for v in values if isinstance(v, (int, float)) and (v < low or (high is not None and (
+        v >= high if key == "beta" else v > high)))]
+    return f"{name}={value!r}: {bad[0]!r} is not {words}" if bad else None
+
+
+def check_parameters(name: str, given: dict, cell_source: str) -> None:
+    """``given`` against the page's parameter cell: every name known, every value of its declared type (``# type:``)
+    and range, the profile and the device real. One ``ValueError`` naming the parameter, before a kernel starts."""
+    import re
+
+    from ..device import resolve_device
+    from ..settings import PROFILES, get_profile, page_grid
+
+    grid = page_grid(name, given["profile"]) if given.get("profile") in PROFILES else {}
+    known: dict = {}
+    exec(cell_source, {}, known)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters: {', '.join(known)}")
+    types = dict(re.findall(r"^(\w+)\s*=.*#\s*type:\s*(\S+)", cell_source, re.M))
+    for key, value in given.items():
+        typ = types.get(key)
+        if value is not None and typ is not None and not _conforms(value, typ):
+            example = grid.get(key, known[key])
+            raise ValueError(f"{name}: {key}={value!r} must be {'an' if typ[0] in 'aeiou' else 'a'} {typ}"
+                             + (f", e.g. -p {key} \"{example}\"" if example is not None else ""))
+        why = _in_range(key, value)
+        if why:
+            raise ValueError(f"{name}: {why}")
+    if given.get("profile") is not None:
+        get_profile(given["profile"])               # names the valid profiles
+    if given.get("device") is not None:
+        resolve_device(given["device"])             # names the devices this machine has
+
+
 def rerun(notebook: str, profile: str | None = None, params: str | None = None, set_: list | None = None,
           device: str | None = None, into: str | None = None, prepare_only: bool = False,
-          reuse: bool = False, root: Path = ROOT) -> Path:
+          reuse: bool = False, force: bool = False, root: Path = ROOT) -> Path:
     """Execute one page with papermill into ``into`` (default ``rerun-PROFILE``): its results, expert
     trajectories and distillation checkpoints go to ``into/results`` and ``into/runs``, apart from the
     committed ones, and the executed notebook to ``into/NAME.ipynb``. The parameters are the page's own at
     ``profile`` (:func:`page_parameters`), or those of a ``params`` file, then each ``(name, value)`` of
     ``set_`` (values read as YAML: ``-p ipcs "[50, 100]"``). With ``reuse``, the committed results of the
     profile are copied in first (files already there are kept), so only what they lack is computed.
-    Returns the executed notebook's path."""
+    Every parameter is checked against the page's parameter cell (name, declared type, range, profile, device)
+    before a kernel starts. Returns the executed notebook's path."""
     import jupytext
     import papermill
-    import yaml
 
     name = _notebook_name(notebook, root)
     if params is not None:
         path = Path(params)
         if not path.is_file():
             raise ValueError(f"params={params!r} is not a file (each page's are in notebooks/params/)")
-        given = yaml.safe_load(path.read_text()) or {}
+        given = _yaml(path.read_text(), f"the params file {path}") or {}
         if not isinstance(given, dict):
             raise ValueError(f"params={params!r} must hold a mapping of parameter names to values")
         if profile is not None:
@@ -178,18 +242,20 @@ def rerun(notebook: str, profile: str | None = None, params: str | None = None, 
     else:
         given = page_parameters(name, profile or "cpu") if name not in (QUICKSTART, MEASUREMENTS) else {}
     for key, value in set_ or []:
-        given[key] = yaml.safe_load(value)
+        given[key] = _yaml(value, f"-p {key} {value!r}")
     if device is not None:
         given["device"] = device
     src = root / "notebooks" / f"{name}.md"
     nb = jupytext.read(src)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    known: dict = {}
-    exec(cell.source, {}, known)
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters: {', '.join(known)}")
+    check_parameters(name, given, cell.source)
+    if reuse and not given.get("profile"):
+        raise ValueError(f"--reuse copies the committed results of a profile, and these parameters name none; "
+                         f"pass --profile (or add profile to {params or 'the parameters'})")
     folder = Path(into or RERUN_INTO.format(profile=given.get("profile", "default"))).resolve()
+    if (folder / f"{name}.ipynb").exists() and not force and not prepare_only:
+        raise ValueError(f"{folder} already holds an executed {name}.ipynb; pass --force to overwrite it (its results "
+                         "are kept and reused), or choose another --into")
     folder.mkdir(parents=True, exist_ok=True)
     if reuse and given.get("profile"):
         import shutil
