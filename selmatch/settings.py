@@ -239,7 +239,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.5], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.02, 0.04], "budget_lrs": [0.03], "small_ipcs": [5], "small_lrs": [0.03],
                            "max_epochs": [10, 20], "expert_variants": [{}, {"max_per_class": 20}],
-                           "distill_ipcs": [10], "pilot_iterations": 3},
+                           "distill_ipcs": [10], "pilot_iterations": 3,
+                           "large_ipcs": [10], "large_arms": ["profile", "late", "lr_small"]},
         "09_crossover": {"ipcs": [1, 10, 20], "betas": [0.0, 0.5], "eval_at": [0, 3]},
     },
     "cpu": {   # windows at 250 and 500 come from 02's sweep; 04 sweeps α at two ratios and the distillation budget
@@ -253,7 +254,9 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "small_ipcs": [10, 50], "small_lrs": [0.01, 0.03], "max_epochs": [200, 500, 1000],
                            "expert_variants": [{}, {"max_per_class": None},
                                                {"model": "convnet", "max_per_class": None}],
-                           "distill_ipcs": [10, 250], "pilot_iterations": 300},
+                           "distill_ipcs": [10, 250], "pilot_iterations": 300,
+                           # the large-IPC pilot's arms with committed results (selmatch.companion.pages.cpu_profile)
+                           "large_ipcs": [500], "large_arms": ["profile"]},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300]},
     },
     "paper": {   # the paper's budgets and sweeps (a GPU's work: see the main-results page)
@@ -266,7 +269,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.7, 0.8], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [10, 25, 50], "budget_lrs": [0.1],
                            "small_ipcs": [10, 50], "small_lrs": [0.1], "max_epochs": [500, 1000], "expert_variants": [{}],
-                           "distill_ipcs": [250], "pilot_iterations": 1000},
+                           "distill_ipcs": [250], "pilot_iterations": 1000,
+                           "large_ipcs": [], "large_arms": []},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500, 1000], "betas": [0.2, 0.5, 0.8],
                          "eval_at": [0, 1000, 5000, 10000]},
     },

@@ -27,6 +27,8 @@ from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 
+from ..paper import fmt
+from ..stats import paired, phrase, RULE
 from ...settings import PILOT_START
 from ..report import ratio, show, table
 from ..units import Context, env_context, eval_budget, run, selmatch_run
@@ -196,18 +198,34 @@ def expert_pilots(ctx: Context, distill_ipcs: list[int], expert_variants: list[d
 
 # ----------------------------------------------------------------------------- the large-IPC pilot
 
-# name -> (what it changes in the experts, what it changes in the distillation, one line for the table)
-ARMS: dict[str, tuple[dict, dict, str]] = {
-    "start": ({}, {"iterations": 0}, "iteration 0: the random subset itself"),
-    "profile": ({}, {}, "the cpu profile: 5 experts x 10 epochs, start epoch in [0, 6), lr_img 1000, batch 128"),
-    "late": ({}, {"min_start_epoch": 4, "max_start_epoch": 8}, "later segments: start epoch in [4, 8)"),
-    "long_late": ({"epochs": 30}, {"min_start_epoch": 20, "max_start_epoch": 28},
-                  "experts of 30 epochs, start epoch in [20, 28)"),
-    "lr_small": ({}, {"lr_img": 100}, "lr_img 100 (a tenth)"),
-    "lr_paper": ({}, {"lr_img": 10000}, "lr_img 10,000 (the paper's at 20-30 %)"),
-    "batch": ({}, {"batch_syn": 512}, "batch_syn 512: 4x the images per iteration"),
-    "expert_dsa": ({"augmentation": "dsa"}, {}, "experts trained with DSA"),
+# Per profile, arm -> (what it changes in the experts, what it changes in the distillation, one line for the table).
+# The cpu arms are the pilot's as it ran; the smoke arms are the same levers at smoke's scale (3-epoch experts).
+ARMS: dict[str, dict[str, tuple[dict, dict, str]]] = {
+    "cpu": {
+        "start": ({}, {"iterations": 0}, "iteration 0: the random subset itself"),
+        "profile": ({}, {}, "the profile: 5 experts × 10 epochs, start epoch in [0, 6), lr_img 1000, batch 128"),
+        "late": ({}, {"min_start_epoch": 4, "max_start_epoch": 8}, "later segments: start epoch in [4, 8)"),
+        "long_late": ({"epochs": 30}, {"min_start_epoch": 20, "max_start_epoch": 28},
+                      "experts of 30 epochs, start epoch in [20, 28)"),
+        "lr_small": ({}, {"lr_img": 100}, "lr_img 100 (a tenth)"),
+        "lr_paper": ({}, {"lr_img": 10000}, "lr_img 10,000 (the paper's at 20–30 %)"),
+        "batch": ({}, {"batch_syn": 512}, "batch_syn 512: 4× the images per iteration"),
+        "expert_dsa": ({"augmentation": "dsa"}, {}, "experts trained with DSA"),
+    },
+    "smoke": {
+        "start": ({}, {"iterations": 0}, "iteration 0: the random subset itself"),
+        "profile": ({}, {}, "the profile"),
+        "late": ({}, {"min_start_epoch": 1}, "later segments: start epoch in [1, 2)"),
+        "lr_small": ({}, {"lr_img": 10}, "lr_img a tenth"),
+    },
 }
+
+
+def arms(ctx: Context) -> dict[str, tuple[dict, dict, str]]:
+    if ctx.profile not in ARMS:
+        raise ValueError(f"the large-IPC pilot has no arms at profile={ctx.profile!r}; it has them at "
+                         f"{', '.join(ARMS)}")
+    return ARMS[ctx.profile]
 
 
 def eval_points(ctx: Context, arm: str) -> tuple[int, ...]:
@@ -216,12 +234,71 @@ def eval_points(ctx: Context, arm: str) -> tuple[int, ...]:
     return () if arm == "start" else (0, n // 3, 2 * n // 3, n)
 
 
+def arm_job(ctx: Context, ipc: int, arm: str):
+    """One arm of the pilot at ``ipc``: MTT from the random subset (α = 1), per-image DSA evaluation as every MTT
+    row of the book, ``runs`` evaluations at the end and one at each point of :func:`eval_points`."""
+    expert, distill, _ = arms(ctx)[arm]
+    # the cpu profile's own run is the coverage page's (which also measures coverage; its accuracies are the same)
+    return selmatch_run.job(ctx, ipc, 1.0, 0.0, init="random", eval_at=eval_points(ctx, arm),
+                            with_coverage=arm == "profile" and ctx.profile == "cpu", expert=expert or None,
+                            distill=distill or None)
+
+
 def run_arm(ctx: Context, ipc: int, arm: str) -> dict:
-    """One arm of the pilot at ``ipc`` (cached)."""
-    expert, distill, _ = ARMS[arm]
-    # the profile's own run is the coverage page's (which also measures coverage; its accuracies are the same)
-    return selmatch_run(ctx, ipc, 1.0, 0.0, init="random", eval_at=eval_points(ctx, arm), with_coverage=arm == "profile",
-                        expert=expert or None, distill=distill or None)["result"]
+    return arm_job(ctx, ipc, arm)()["result"]
+
+
+def large_ipc(ctx: Context, ipcs: list[int], names: list[str]) -> list[dict]:
+    """The pilot's arms ``names`` at each IPC, each with the start (iteration 0, evaluated the same way)."""
+    cases = [(ipc, arm) for ipc in ipcs for arm in dict.fromkeys(["start", *names])]
+    records = run([arm_job(ctx, ipc, arm) for ipc, arm in cases], "large-IPC pilot")
+    return [{"ipc": ipc, "arm": arm, "what": arms(ctx)[arm][2], **rec["result"]}
+            for (ipc, arm), rec in zip(cases, records)]
+
+
+def large_ipc_figure(rows: list[dict], ctx):
+    """Accuracy against iteration per arm (one run per point), beside the start's band (mean ± std, n runs)."""
+    ipcs = sorted({r["ipc"] for r in rows})
+    fig, axes = plt.subplots(len(ipcs), 1, figsize=(8, 3.8 * len(ipcs)), squeeze=False)
+    for ax, ipc in zip(axes[:, 0], ipcs):
+        start = next(r for r in rows if r["ipc"] == ipc and r["arm"] == "start")["final"]
+        ax.axhspan(start["mean"] - start["std"], start["mean"] + start["std"], color="0.85",
+                   label=f"start, {start['mean']:.1f} ± {start['std']:.1f} ({len(start['runs'])} runs)")
+        for r in (r for r in rows if r["ipc"] == ipc and r["arm"] != "start"):
+            its = sorted(int(k) for k in r["evals"])
+            ax.plot(its, [r["evals"][str(i)]["accuracy"]["mean"] for i in its], "-o", label=r["arm"])
+        ax.set(title=f"MTT from a random subset, IPC {ipc} ({ratio(ctx.dataset, ipc)}), {ctx.profile}",
+               xlabel="distillation iteration", ylabel="test accuracy (%, 1 run)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def large_ipc_table(rows: list[dict], ctx) -> None:
+    out = []
+    for r in (r for r in rows if r["arm"] != "start"):
+        start = next(s for s in rows if s["ipc"] == r["ipc"] and s["arm"] == "start")["final"]
+        out.append([r["ipc"], r["arm"], r["what"], fmt(r["final"]["mean"], r["final"]["std"]),
+                    str(paired(r["final"], start)), paired(r["final"], start).verdict,
+                    "–" if r.get("moved_median") is None else f"{100 * r['moved_median']:.0f} %",
+                    f"{r.get('distill_seconds', 0) / 60:.0f}"])
+    table(out, ["IPC", "arm", "what it changes", f"end, {ctx.profile}", "end − start [95 %]", "verdict",
+                "images moved", "distill min"])
+
+
+def large_ipc_conclusions(rows: list[dict], ctx) -> None:
+    lines = []
+    for ipc in sorted({r["ipc"] for r in rows}):
+        start = next(s for s in rows if s["ipc"] == ipc and s["arm"] == "start")["final"]
+        tried = [r for r in rows if r["ipc"] == ipc and r["arm"] != "start"]
+        up = [r["arm"] for r in tried if paired(r["final"], start).verdict == "above"]
+        best = max(tried, key=lambda r: r["final"]["mean"]) if tried else None
+        lines.append(f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the start is {fmt(start['mean'], start['std'])} %. "
+                     + (f"Of {len(tried)} arm(s), {len(up)} end above it ({', '.join(up) or 'none'}); the highest, "
+                        f"{best['arm']}: {phrase(paired(best['final'], start), best['arm'], 'the start')}."
+                        if best else "No arm has run yet."))
+    show("\n".join(lines) + f"\n\n**Verdict rule.** {RULE}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--ipc", type=int, nargs="+", default=[500])
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS["cpu"]), choices=sorted({a for v in ARMS.values() for a in v}))
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     ctx = env_context(profile=args.profile, device=args.device)
