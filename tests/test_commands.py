@@ -145,11 +145,11 @@ def run_command(cmd: str, cwd: Path, tmp: Path) -> None:
         env["SELMATCH_OFFLINE"] = "1"
         env.pop("SELMATCH_DATA", None)           # cached pages need no data
         env["SELMATCH_CACHE_LOG"] = str(tmp / "cache.log")
-    elif rerun or argv[0] == "papermill":
+    elif rerun or (argv[0] == "papermill" and "--help-notebook" not in argv):
         argv = [*argv, "--prepare-only"]
     elif argv[:2] in (["ray", "start"], ["ray", "stop"]):
         pass                                          # a local Ray head, started and stopped as printed
-    elif argv[0] not in ("jupytext", "selmatch") and not argv[0].endswith("/selmatch"):
+    elif argv[0] not in ("jupytext", "selmatch", "papermill") and not argv[0].endswith("/selmatch"):
         pytest.fail(f"no rule runs {cmd!r}")
     if argv[0].startswith(".venv/bin/"):
         argv[0] = str(Path(sys.executable).parent / argv[0].split("/")[-1])

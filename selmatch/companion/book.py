@@ -118,7 +118,10 @@ def page_parameters(notebook: str, profile: str) -> dict:
 def params_text(notebook: str, profile: str) -> str:
     import yaml
 
-    head = (f"# {notebook} at profile {profile}: the parameters the book's page ran with (selmatch.settings).\n"
+    ran = ("the parameters the book's page ran with" if profile == "cpu" else
+           "the page's parameters at the paper's scale (never run for this book: a GPU's work)" if profile == "paper"
+           else "the page's parameters at the smallest scale (what the tests run)")
+    head = (f"# {notebook} at profile {profile}: {ran} (selmatch.settings).\n"
             f"# Rerun the page with them, or with your changes to a copy of this file:\n"
             f"#   selmatch rerun {notebook} --params notebooks/params/{notebook}.{profile}.yaml\n")
     return head + yaml.safe_dump(page_parameters(notebook, profile), sort_keys=False, default_flow_style=None)

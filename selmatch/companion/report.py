@@ -39,7 +39,8 @@ def page_commands(notebook: str, profile: str, dataset: str = "cifar10") -> list
         cmds.append(("on the original CIFAR-10 (torchvision downloads it when `SELMATCH_DATA` is unset)",
                      f"env -u SELMATCH_DATA selmatch rerun {notebook} --profile {profile} --into rerun-original"))
     if profile != "paper":
-        cmds.append(("at the paper's settings, on a GPU (not run here)",
+        cmds.append(("at the `paper` profile (ResNet-18-BN, the official experts and budgets, this page's `paper` grid), "
+                     "on a GPU (not run here)",
                      f"selmatch rerun {notebook} --profile paper --device cuda"))
     return cmds
 

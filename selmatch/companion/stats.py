@@ -26,6 +26,15 @@ RULE = ("A is *above* (*below*) B when the 95 % Student-t interval of the mean p
         "runs with the same evaluation seeds lies entirely above (below) 0; otherwise *no difference is detected*.")
 
 
+def signed(value: float) -> str:
+    """``+1.2``; a value that one decimal would show as ``±0.0`` gets the digits its sign needs (``+0.03``), so an
+    interval that excludes zero never prints an end at zero."""
+    text = f"{value:+.1f}"
+    if value != 0 and float(text) == 0:
+        text = f"{value:+.2g}" if abs(value) >= 1e-4 else f"{value:+.1e}"
+    return text
+
+
 @dataclass(frozen=True)
 class Paired:
     """The paired difference ``a - b`` over ``n`` runs and its verdict."""
@@ -37,7 +46,7 @@ class Paired:
     verdict: str          # "above" | "below" | "no difference"
 
     def __str__(self) -> str:
-        return f"{self.diff:+.1f} [{self.low:+.1f}, {self.high:+.1f}]"
+        return f"{signed(self.diff)} [{signed(self.low)}, {signed(self.high)}]"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,4 +77,4 @@ def phrase(p: Paired, a: str, b: str) -> str:
     """One sentence fragment for prose: 'A is above B by +2.1 points [+1.0, +3.2], n = 5'."""
     what = {"above": f"{a} is above {b}", "below": f"{a} is below {b}",
             "no difference": f"no difference between {a} and {b} is detected"}[p.verdict]
-    return f"{what} ({p.diff:+.1f} points, 95 % interval [{p.low:+.1f}, {p.high:+.1f}], n = {p.n} paired runs)"
+    return f"{what} ({signed(p.diff)} points, 95 % interval [{signed(p.low)}, {signed(p.high)}], n = {p.n} paired runs)"

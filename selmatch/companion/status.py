@@ -151,6 +151,28 @@ def record_page_costs(rows: list[dict], profile: str, root: Path = ROOT) -> None
     path.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
 
 
+def code_versions(rows: list[dict], root: Path = ROOT) -> list[str]:
+    """Per page, the code versions (package version + commit) of the results it read, as each result records."""
+    from .units import results_root
+
+    out = ["## Code versions", "", "Every result records the code that computed it (`version` in its file): the "
+           "package version and the commit of `selmatch/` (`.dirty` would mark uncommitted changes; none here).", "",
+           "| notebook | results | code versions (oldest commit first) |", "|---|---|---|"]
+    for r in rows:
+        profile = r["parameters"].get("profile")
+        if not profile or not r.get("keys"):
+            continue
+        made = []
+        for key in r["keys"]:
+            path = results_root(root / "results") / profile / f"{key}.json"
+            if path.exists():
+                rec = json.loads(path.read_text())
+                made.append((rec.get("created", ""), rec.get("version", "?")))
+        versions = list(dict.fromkeys(v for _, v in sorted(made)))
+        out.append(f"| {r['notebook']} | {len(made)} | {len(versions)}: " + ", ".join(f"`{v}`" for v in versions) + " |")
+    return out + [""]
+
+
 def write_status(rows: list[dict], path: Path) -> None:
     lines = ["# Execution status and compute cost", "",
              "Each notebook was executed by papermill for this build of the book. *Build time* is this build's "
@@ -170,6 +192,7 @@ def write_status(rows: list[dict], path: Path) -> None:
                      f"{r['computed']} | {r['compute_seconds'] / 60:.1f} | {f / 60:.1f} | {status} |")
     lines += ["", f"Computing every result from scratch took {sum(first) / 60:.0f} min in all (sum of the *from "
               "scratch* column), on the machine that made them: 2 CPU cores, no GPU.", ""]
+    lines += code_versions(rows)
     for name in sorted({r["parameters"].get("profile") for r in rows} - {None}):
         lines += profile_markdown(name)
     path.write_text("\n".join(lines) + "\n")

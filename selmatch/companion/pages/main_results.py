@@ -101,17 +101,26 @@ def main_figure(results: dict, ctx):
     return fig
 
 
+def rank(means: dict[str, float]) -> str:
+    """``A > B = C``: methods by mean, highest first, with ``=`` between means equal at the one decimal shown
+    (a rank of means only; the differences table says which gaps the runs can tell)."""
+    order = sorted(means, key=lambda m: -means[m])
+    out = order[0]
+    for prev, m in zip(order, order[1:]):
+        out += (" = " if f"{means[prev]:.1f}" == f"{means[m]:.1f}" else " > ") + m
+    return out
+
+
 def main_conclusions(results: dict, ctx) -> None:
     """Sentences computed from the main table: the ranking per ratio and SelMatch against each method,
     with the paper's ranking beside ours."""
     out = []
     for ipc, by in results.items():
         rt = ratio(ctx.dataset, ipc)
-        order = sorted(METHODS, key=lambda m: -by[m]["mean"])
-        line = f"- **IPC {ipc} ({rt})**: ours rank " + " > ".join(order)
+        line = f"- **IPC {ipc} ({rt})**: ours rank " + rank({m: by[m]["mean"] for m in METHODS})
         paper = {m: paper_value(m, ctx.dataset, rt) for m in METHODS}
         if all(paper.values()):
-            line += "; the paper's rank " + " > ".join(sorted(METHODS, key=lambda m: -paper[m][0]))
+            line += "; the paper's rank " + rank({m: paper[m][0] for m in METHODS})
         sm = by["SelMatch"]
         line += ". SelMatch is " + ", ".join(f"{_compare(sm, by[m])} {m}" for m in METHODS if m != "SelMatch") + "."
         out.append(line)
