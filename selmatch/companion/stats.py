@@ -44,6 +44,7 @@ class Paired:
     high: float
     n: int
     verdict: str          # "above" | "below" | "no difference"
+    p: float = float("nan")   # two-sided p-value of the paired t-test (for a family-wise correction)
 
     def __str__(self) -> str:
         return f"{signed(self.diff)} [{signed(self.low)}, {signed(self.high)}]"
@@ -68,9 +69,31 @@ def paired(a: list[float] | dict, b: list[float] | dict, level: float = LEVEL) -
     b = list(b["runs"] if isinstance(b, dict) else b)
     if len(a) != len(b):
         raise ValueError(f"paired runs must match one to one: a has {len(a)} runs, b has {len(b)}")
-    mean, low, high = interval([x - y for x, y in zip(a, b)], level)
+    d = [x - y for x, y in zip(a, b)]
+    mean, low, high = interval(d, level)
     verdict = "above" if low > 0 else "below" if high < 0 else "no difference"
-    return Paired(mean, low, high, len(a), verdict)
+    sd = statistics.stdev(d)
+    p = 1.0 if sd == 0 and mean == 0 else 0.0 if sd == 0 else \
+        float(2 * student_t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
+    return Paired(mean, low, high, len(a), verdict, p)
+
+
+HOLM = ("A claim made of several comparisons is judged family-wise (Holm's step-down correction at 5 % over the "
+        "claim's comparisons): it *holds* when every comparison is significant in the claimed direction, *does not "
+        "hold* when any is significant against it, and is *not decided* otherwise. A claim without an interval "
+        "(a chosen value, one coverage measurement) reads *direction only*, never *holds*.")
+
+
+def holm(pairs: list[Paired], level: float = 1 - LEVEL) -> list[str]:
+    """Each comparison's verdict after Holm's step-down correction over ``pairs`` (the family): 'above' or
+    'below' only where its adjusted p-value is under ``level``."""
+    out = ["no difference"] * len(pairs)
+    m = len(pairs)
+    for rank, i in enumerate(sorted(range(m), key=lambda i: pairs[i].p)):
+        if not pairs[i].p * (m - rank) < level:
+            break
+        out[i] = "above" if pairs[i].diff > 0 else "below"
+    return out
 
 
 def phrase(p: Paired, a: str, b: str) -> str:
