@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from ..paper import fmt
-from ..report import ratio, show
+from ..report import ratio, show, table
 from ..stats import RULE, paired, phrase
 from ..units import best_windows, Context, random_coverage, run, selmatch_run, window_coverage
 
@@ -85,3 +85,26 @@ def coverage(ctx: Context, ipcs: list[int], alpha: float, betas: list[float], ev
                      "SelMatch": sm["coverage"], "acc": {"MTT": mtt["final"], "SelMatch": sm["final"]}})
     trace = {"MTT": mtt, "SelMatch": sm}           # the largest IPC's, with its evaluations along the way
     return rows, trace
+
+
+def readout_table(trace: dict, ipc: int, ctx) -> None:
+    """The readouts the field uses, from one distillation's evaluations along the way (one run each): the last
+    iteration, the iteration chosen on the validation half, and the best on the test half (what the official
+    code reports: selection on the test set), beside the last iteration with the profile's runs."""
+    out = []
+    for name, res in trace.items():
+        pts = sorted((int(k), v["accuracy"]) for k, v in res["evals"].items())
+        if not pts:
+            continue
+        last = pts[-1]
+        chosen = max(pts, key=lambda p: (p[1]["val"], -p[0]))
+        best = max(pts, key=lambda p: (p[1]["mean"], -p[0]))
+        out.append([name, ", ".join(str(i) for i, _ in pts), f"{last[1]['mean']:.1f} (it. {last[0]})",
+                    f"{chosen[1]['mean']:.1f} (it. {chosen[0]})", f"{best[1]['mean']:.1f} (it. {best[0]})",
+                    f"{best[1]['mean'] - last[1]['mean']:+.1f}", fmt(res["final"]["mean"], res["final"]["std"]),
+                    len(res["final"]["runs"])])
+    table(out, ["method", "iterations evaluated", "last (1 run)", "chosen on validation (1 run)",
+                "best on test (1 run)", "best − last", f"last, {ctx.profile}", "runs"])
+    show(f"IPC {ipc} ({ratio(ctx.dataset, ipc)}). *Best on test* picks the iteration by the number it reports: what "
+         "the official code does (it keeps the checkpoint with the best test accuracy). The book reports the last "
+         "iteration; *best − last* is what selection on the test set would add here, one run each.")

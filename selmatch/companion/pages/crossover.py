@@ -11,11 +11,15 @@ from ..stats import paired, phrase
 from ..units import best_windows, Context, random_eval, run, selmatch_run
 
 
-def iteration_figure(rows: list[dict], ctx, max_ipc: int = 50):
-    """MTT's accuracy against distillation iteration (one run per point), beside its initialisation's band."""
-    small = [r for r in rows if r["ipc"] <= max_ipc] or rows[:1]
-    fig, axes = plt.subplots(1, len(small), figsize=(4 * len(small), 3.2), squeeze=False)
-    for ax, r in zip(axes[0], small):
+def iteration_figure(rows: list[dict], ctx, per_row: int = 3):
+    """MTT's accuracy against distillation iteration (one run per point), beside its initialisation's band, at every
+    IPC the page ran (where distillation helps and where it harms alike)."""
+    n_rows = -(-len(rows) // per_row)
+    cols = min(per_row, len(rows))
+    fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 3.4 * n_rows), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, rows):
         pts = sorted((int(k), v["accuracy"]["mean"]) for k, v in r["MTT"]["evals"].items())
         ax.plot(*zip(*pts), "-o", label="MTT (1 run per point)")
         m, s = r["Random"]["mean"], r["Random"]["std"]
@@ -24,7 +28,7 @@ def iteration_figure(rows: list[dict], ctx, max_ipc: int = 50):
         ax.set(title=f"IPC {r['ipc']} ({ratio(ctx.dataset, r['ipc'])})", xlabel="distillation iteration",
                ylabel="test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
