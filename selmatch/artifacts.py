@@ -45,6 +45,17 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def make_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` and its parents, or an ``OSError`` naming the part of the path that is a file, not a folder."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise OSError(f"cannot make the folder {folder}: {blocker} is a file, not a folder") from None
+    return folder
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, flush it to disk, then rename it to ``path``.
 
@@ -52,7 +63,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     left for the same target are removed first (on a full disk they would block the retry). Failures are
     ``OSError``s naming the file (torch's own "enforce fail" for a full disk included)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
         stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -60,7 +71,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         try:
             write(tmp)
         except RuntimeError as e:          # torch.save reports a full disk or a lost file this way
-            raise OSError(f"could not write {path}: {str(e).strip().splitlines()[0][:200]}") from e
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            why = "the disk is full (or the file was removed while it was written)" \
+                if "unexpected pos" in first or "enforce fail" in first else first
+            raise OSError(f"could not write {path}: {why}") from e
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -123,8 +137,19 @@ def _open_npz(path, kind: str, required: tuple[str, ...], how: str) -> dict:
     return arrays
 
 
-def _json(value) -> dict:
-    return json.loads(str(value)) if value is not None else {}
+def _json(value, path=None) -> dict:
+    """A JSON field of an artifact (``{}`` when absent); unreadable JSON is an error naming the file."""
+    if value is None:
+        return {}
+    try:
+        out = json.loads(str(value))
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path or 'an artifact'}: its metadata is not JSON ({e.msg} at position {e.pos}); "
+                            "write the file again") from None
+    if not isinstance(out, dict):
+        raise ArtifactError(f"{path or 'an artifact'}: its metadata is a {type(out).__name__}, not a JSON object; "
+                            "write the file again")
+    return out
 
 
 # ----------------------------------------------------------------------------- selections
@@ -147,7 +172,7 @@ def load_selection(path) -> Selection:
         if z[k].ndim != 1 or z[k].dtype.kind not in "iu":
             raise ArtifactError(f"{path}: {k} must be a 1-D array of integer indices, got {z[k].dtype} {z[k].shape}")
     return Selection(torch.from_numpy(z["select_idx"]).long(), torch.from_numpy(z["distill_idx"]).long(),
-                     torch.from_numpy(z["scores"]) if "scores" in z else None, _json(z.get("params")))
+                     torch.from_numpy(z["scores"]) if "scores" in z else None, _json(z.get("params"), path))
 
 
 # ----------------------------------------------------------------------------- synthetic sets
@@ -180,7 +205,7 @@ def load_synset(path) -> SynSet:
     return SynSet(torch.from_numpy(z["images"]).float(), torch.from_numpy(z["labels"]).long(),
                   torch.from_numpy(z["is_distilled"]).bool(),
                   torch.from_numpy(z["source_idx"]).long() if "source_idx" in z else None,
-                  float(z["syn_lr"]) if "syn_lr" in z else None, _json(z.get("config")))
+                  float(z["syn_lr"]) if "syn_lr" in z else None, _json(z.get("config"), path))
 
 
 def read_training_file(path) -> Selection | SynSet:
@@ -283,7 +308,7 @@ def load_trajectory(path, mmap: bool = True) -> Trajectory:
     blob = _load_pt(path, "trajectory", how, mmap=mmap)
     try:
         traj = Trajectory(list(blob["names"]), [list(s) for s in blob["shapes"]], blob["params"], list(blob["test_acc"]),
-                          _json(blob.get("config")) if blob.get("config") is not None else None)
+                          _json(blob.get("config"), path) if blob.get("config") is not None else None)
     except (KeyError, TypeError) as e:
         raise ArtifactError(f"expert file {path} is not an expert file (no {e}); {how}") from None
     if traj.params.ndim != 2 or traj.params.shape[1] != traj.layout.numel:
@@ -328,4 +353,4 @@ def save_score_record(path, arrays: dict[str, np.ndarray], params: dict) -> Path
 def load_score_record(path) -> dict:
     """The arrays of a score record (``scores``, ``forgetting_test``, ...) and ``params``."""
     z = _open_npz(path, "scores", ("scores",), "write one with `selmatch scores`")
-    return {**{k: v for k, v in z.items() if k != "params"}, "params": _json(z.get("params"))}
+    return {**{k: v for k, v in z.items() if k != "params"}, "params": _json(z.get("params"), path)}

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from . import __version__, cluster, pipeline
-from .artifacts import (atomic_write, differences, list_experts, load_score_record, load_synset, save_score_record,
-                        save_selection, save_synset)
+from .artifacts import (atomic_write, differences, list_experts, load_score_record, load_synset, make_folder,
+                        save_score_record, save_selection, save_synset)
 from .augment import AUGMENTATIONS
 from .data import DATASETS, load_dataset
 from .distill import MEMORY_MODES, DistillationDiverged, check_experts
@@ -78,7 +78,7 @@ def _clear(files: list[Path]) -> None:
 
 
 def _writable(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write in {folder} (permission denied); choose another --out")
 

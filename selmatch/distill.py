@@ -46,6 +46,7 @@ class DistillationDiverged(RuntimeError):
 
 
 MEMORY_MODES = ("default", "recompute", "constant")
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class DistillConfig:
             v = getattr(self, name)
             if not math.isfinite(v) or (v <= low if low is not None else v < 0):
                 raise ValueError(f"{name}={v} must be a finite number {'> 0' if low is not None else '>= 0'}")
+            if abs(v) > FLOAT32_MAX:     # the optimisers step in float32, where it would overflow to infinity
+                raise ValueError(f"{name}={v} must be at most {FLOAT32_MAX:.3g} (the largest float32)")
 
     def with_(self, **changes) -> "DistillConfig":
         return replace(self, **changes)

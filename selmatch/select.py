@@ -39,6 +39,17 @@ def _check_unit(name: str, value: float) -> None:
         raise ValueError(f"{name}={value} must lie in [0, 1]")
 
 
+def _as_tensor(name: str, value) -> torch.Tensor:
+    """A tensor, numpy array or list as a tensor (what the API takes), or a ValueError naming the argument."""
+    if torch.is_tensor(value):
+        return value
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{name} must be a tensor, a numpy array or a list of numbers, got {type(value).__name__} "
+                         f"({e})") from None
+
+
 def _check_labels(labels: torch.Tensor, num_classes: int | None) -> int:
     """The number of classes, checked against the labels (an integer tensor in [0, num_classes))."""
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1 or not len(labels):
@@ -54,6 +65,13 @@ def _class_sizes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def _check_ipc(ipc: int, sizes: torch.Tensor) -> None:
+    if isinstance(ipc, bool) or not isinstance(ipc, int) and not (hasattr(ipc, "__index__")):
+        raise ValueError(f"ipc={ipc!r} must be a whole number of images per class")
+    ipc = int(ipc)
+    empty = (sizes == 0).nonzero().flatten()
+    if len(empty):
+        raise ValueError(f"num_classes={len(sizes)} but class {int(empty[0])} has no images in labels (they hold "
+                         f"{int((sizes > 0).sum())} classes); pass the number of classes the labels have")
     smallest = int(sizes.min())
     if not 1 <= ipc <= smallest:
         raise ValueError(f"ipc={ipc} must lie in [1, {smallest}] (the smallest class has {smallest} images)")
@@ -85,6 +103,7 @@ def sliding_window(scores: torch.Tensor, labels: torch.Tensor, ipc: int, beta: f
         alpha: fraction of the window to distill; ``int(ipc * alpha)`` images per class.
         start_mode: ``"fraction"`` (default) or ``"ipc"`` (official code).
     """
+    scores, labels = _as_tensor("scores", scores), _as_tensor("labels", labels)
     if scores.shape != labels.shape:
         raise ValueError(f"scores has shape {tuple(scores.shape)} but labels {tuple(labels.shape)}")
     _check_unit("alpha", alpha)
@@ -120,6 +139,7 @@ def random_subset(labels: torch.Tensor, ipc: int, seed: int, num_classes: int | 
                   alpha: float = 0.0) -> Selection:
     """``ipc`` images per class drawn uniformly without replacement; the last ``int(ipc * alpha)`` of each
     class's draw form D_distill (``alpha = 1``: MTT's random real initialisation)."""
+    labels = _as_tensor("labels", labels)
     _check_unit("alpha", alpha)
     num_classes = _check_labels(labels, num_classes)
     _check_ipc(ipc, _class_sizes(labels, num_classes))

@@ -339,3 +339,32 @@ def test_rerun_into_a_folder_with_an_executed_page_asks_for_force(tmp_path, caps
     assert code == 2 and "already holds an executed 02_sliding_window.ipynb; pass --force" in err, err
     assert (tmp_path / "r" / "02_sliding_window.ipynb").read_text() == "{}"
     assert run(capsys, "rerun", "02", "--profile", "smoke", "--into", tmp_path / "r", "--force", "--prepare-only")[0] == 0
+
+
+def test_the_smaller_cases_name_what_is_wrong(tmp_path, capsys):
+    """An output path through a regular file, a learning rate past float32, a selection whose metadata is not
+    JSON, and the API's sliding window given arrays, lists, a float IPC or too many classes."""
+    import numpy as np
+
+    from selmatch import DistillConfig, sliding_window
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "select", "--dataset", "mnist5k", "--random", "--ipc", "5", "--out", blocker / "s.npz")
+    assert code == 2 and f"{blocker} is a file, not a folder" in err, err
+    with pytest.raises(ValueError, match=r"lr_img=1e\+300 must be at most 3.4e\+38"):
+        DistillConfig(lr_img=1e300)
+    sel = tmp_path / "sel.npz"
+    assert run(capsys, "select", "--dataset", "mnist5k", "--random", "--ipc", "5", "--out", sel)[0] == 0
+    with np.load(sel) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["params"] = np.array("{not json")
+    np.savez(sel, **arrays)
+    code, _, err = run(capsys, "evaluate", "--dataset", "mnist5k", "--selection", sel, "--runs", "1", "--epochs", "1")
+    assert code == 2 and "sel.npz: its metadata is not JSON" in err, err
+    y, h = np.repeat(np.arange(10), 20), np.random.default_rng(0).random(200)
+    assert sliding_window(h, y, 5, 0.5, 0.5).params["ipc"] == sliding_window(list(h), list(y), 5, 0.5, 0.5).params["ipc"]
+    with pytest.raises(ValueError, match="ipc=2.5 must be a whole number"):
+        sliding_window(h, y, 2.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="num_classes=12 but class 10 has no images"):
+        sliding_window(h, y, 5, 0.5, 0.5, num_classes=12)
