@@ -100,7 +100,7 @@ def _tag(kind: str) -> str:
     return f"selmatch-{kind}/{VERSIONS[kind]}"
 
 
-def _check_tag(found, kind: str, path) -> None:
+def check_format(found, kind: str, path) -> None:
     """``found`` is the file's ``format`` (None for files written before formats were versioned)."""
     if found is None:
         return
@@ -129,7 +129,7 @@ def _open_npz(path, kind: str, required: tuple[str, ...], how: str) -> dict:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise ArtifactError(f"{path}: not a readable {kind} file ({type(e).__name__}: {e}); {how}") from e
-    _check_tag(arrays.pop("format", None), kind, path)
+    check_format(arrays.pop("format", None), kind, path)
     missing = [k for k in required if k not in arrays]
     if missing:
         raise ArtifactError(f"{path}: not a {kind} file (missing {', '.join(missing)}; has "
@@ -293,7 +293,7 @@ def _load_pt(path, kind: str, how: str, mmap: bool = False) -> dict:
                             f"{first[:200]}); {how}") from None
     if not isinstance(blob, dict):
         raise ArtifactError(f"{path}: not a {kind} file (holds a {type(blob).__name__}); {how}")
-    _check_tag(blob.get("format"), kind, path)
+    check_format(blob.get("format"), kind, path)
     return blob
 
 

@@ -84,6 +84,10 @@ def read_score_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         if path.suffix == ".npz":
             with np.load(path) as z:
+                if "format" in z.files:       # a score record of selmatch's: a version this selmatch reads
+                    from .artifacts import check_format
+
+                    check_format(z["format"], "scores", path)
                 if "scores" not in z.files:
                     raise DataFormatError(f"{path}: no 'scores' array (has {z.files})")
                 return z["scores"].astype(np.float64), (z["labels"].astype(np.int64) if "labels" in z.files else None)

@@ -368,3 +368,12 @@ def test_the_smaller_cases_name_what_is_wrong(tmp_path, capsys):
         sliding_window(h, y, 2.5, 0.5, 0.5)
     with pytest.raises(ValueError, match="num_classes=12 but class 10 has no images"):
         sliding_window(h, y, 5, 0.5, 0.5, num_classes=12)
+
+
+def test_a_score_record_of_a_future_format_is_refused_by_select(tmp_path, capsys):
+    scores = tmp_path / "scores.npz"
+    np.savez(scores, format=np.array("selmatch-scores/99"), scores=np.random.default_rng(0).random(4000))
+    code, _, err = run(capsys, "select", "--dataset", "mnist5k", "--ipc", "5", "--beta", "0.5", "--score", scores,
+                       "--out", tmp_path / "sel.npz")
+    assert code == 2 and "scores format version 99; this selmatch reads version" in err, err
+    assert not (tmp_path / "sel.npz").exists()
