@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from .status import bundle_results, paper_page, record_page_costs, write_status
+from .status import bundle_results, paper_page, record_page_costs, summary_page, write_status
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = "00_quickstart"
@@ -390,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     from .figures import write as write_figures
 
     write_figures(ROOT / "book" / "_generated")
+    if args.profile:
+        (ROOT / "book" / "_generated" / "summary.md").write_text(summary_page(args.profile))
     return 1 if any(r["error"] for r in rows) else 0
 
 
