@@ -285,6 +285,12 @@ def test_ray_asked_for_but_missing_is_one_line_before_anything_is_written(tmp_pa
                                                                            message):
     import sys
 
+    try:                            # a Ray another test left running in this process would answer instead
+        import ray
+
+        ray.shutdown()
+    except ImportError:
+        pass
     monkeypatch.setenv("SELMATCH_RAY", value)
     if value == "auto":
         monkeypatch.setitem(sys.modules, "ray", None)          # as if Ray were not installed
