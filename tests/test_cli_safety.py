@@ -3,6 +3,7 @@ answered in one line (exit code 2) naming the argument or file (a bad-input swee
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,9 +28,16 @@ def workdir(tmp_path_factory):
     return d
 
 
-def distill_args(workdir, out, *extra):
-    return ["distill", "--dataset", "mnist5k", "--experts", workdir / "exp", "--score", workdir / "h.npy",
+def distill_args(workdir, out, *extra, experts=None):
+    return ["distill", "--dataset", "mnist5k", "--experts", experts or workdir / "exp", "--score", workdir / "h.npy",
             "--out", out, *extra]
+
+
+def copied_experts(workdir, tmp_path):
+    """A copy of the module's experts to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(workdir / "exp", tmp_path / "exp"))
 
 
 # 1. data loss
@@ -132,31 +140,21 @@ def test_a_foreign_expert_file_is_refused_by_experts_and_distill(workdir, tmp_pa
     assert (mixed / "config.json").read_bytes() == config
     code, _, err = run(capsys, *distill_args(workdir, tmp_path / "run", "--iterations", "20"))   # the good folder
     assert code == 0
-    args = distill_args(workdir, tmp_path / "run2", "--iterations", "20")
-    args[args.index(workdir / "exp")] = mixed
-    code, _, err = run(capsys, *args)
+    code, _, err = run(capsys, *distill_args(workdir, tmp_path / "run2", "--iterations", "20", experts=mixed))
     assert code == 2 and "expert_0001.pt was made by another configuration" in err, err
 
 
 def test_experts_of_another_dataset_are_named_as_such(workdir, tmp_path, capsys):
-    import shutil
-
-    exp = tmp_path / "exp"
-    shutil.copytree(workdir / "exp", exp)
+    exp = copied_experts(workdir, tmp_path)
     record = json.loads((exp / "config.json").read_text())
     record["identity"]["dataset"] = "cifar10"
     (exp / "config.json").write_text(json.dumps(record))
-    args = distill_args(workdir, tmp_path / "run", "--iterations", "2")
-    args[args.index(workdir / "exp")] = exp
-    code, _, err = run(capsys, *args)
+    code, _, err = run(capsys, *distill_args(workdir, tmp_path / "run", "--iterations", "2", experts=exp))
     assert code == 2 and "were trained on dataset 'cifar10', not 'mnist5k'" in err, err
 
 
 def test_experts_resume_keeps_the_folders_record(workdir, tmp_path, capsys):
-    import shutil
-
-    exp = tmp_path / "exp"
-    shutil.copytree(workdir / "exp", exp)
+    exp = copied_experts(workdir, tmp_path)
     before = (exp / "config.json").read_bytes()
     assert run(capsys, "experts", "--dataset", "mnist5k", "--out", exp, "--resume", "--num-experts", "3")[0] == 0
     assert (exp / "config.json").read_bytes() == before and len(list(exp.glob("expert_*.pt"))) == 3
