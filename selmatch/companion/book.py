@@ -188,9 +188,10 @@ def _in_range(name: str, value) -> str | None:
     return f"{name}={value!r}: {bad[0]!r} is not {words}" if bad else None
 
 
-def check_parameters(name: str, given: dict, cell_source: str) -> None:
+def check_parameters(name: str, given: dict, cell_source: str, device_here: bool = True) -> None:
     """``given`` against the page's parameter cell: every name known, every value of its declared type (``# type:``)
-    and range, the profile and the device real. One ``ValueError`` naming the parameter, before a kernel starts."""
+    and range, the profile real, and the device one this machine has (``device_here``; a notebook only prepared
+    here may run on another). One ``ValueError`` naming the parameter, before a kernel starts."""
     import re
 
     from ..device import resolve_device
@@ -214,7 +215,7 @@ def check_parameters(name: str, given: dict, cell_source: str) -> None:
             raise ValueError(f"{name}: {why}")
     if given.get("profile") is not None:
         get_profile(given["profile"])               # names the valid profiles
-    if given.get("device") is not None:
+    if given.get("device") is not None and device_here:
         resolve_device(given["device"])             # names the devices this machine has
 
 
@@ -251,7 +252,7 @@ def rerun(notebook: str, profile: str | None = None, params: str | None = None, 
     src = root / "notebooks" / f"{name}.md"
     nb = jupytext.read(src)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    check_parameters(name, given, cell.source)
+    check_parameters(name, given, cell.source, device_here=not prepare_only)   # a prepared page runs elsewhere
     if reuse and not given.get("profile"):
         raise ValueError(f"--reuse copies the committed results of a profile, and these parameters name none; "
                          f"pass --profile (or add profile to {params or 'the parameters'})")
@@ -316,6 +317,11 @@ def build(profile: str, root: Path = ROOT) -> int:
 
     t0 = time.perf_counter()
     rc = main(["execute", "--profile", profile])
+    # the intro's summary reads what every page has just read (so it computes nothing); after a failed page,
+    # it says there is none rather than compute
+    summary = summary_page(profile) if rc == 0 else \
+        f"*No results summary for this build (profile `{profile}`): a page failed; see the status page.*\n"
+    (root / "book" / "_generated" / "summary.md").write_text(summary)
     rows = json.loads((root / "book" / "status.json").read_text())
     rc = rc or subprocess.call([str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-n", "-W",
                                 "--keep-going"], cwd=root)
@@ -390,8 +396,6 @@ def main(argv: list[str] | None = None) -> int:
     from .figures import write as write_figures
 
     write_figures(ROOT / "book" / "_generated")
-    if args.profile:
-        (ROOT / "book" / "_generated" / "summary.md").write_text(summary_page(args.profile))
     return 1 if any(r["error"] for r in rows) else 0
 
 
