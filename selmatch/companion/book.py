@@ -173,8 +173,9 @@ def _conforms(value, typ: str) -> bool:
 
 
 # ranges by parameter name (a list's every value): images per class, fractions of a class
-_RANGES = {"ipc": (1, None, "a whole number >= 1"), "beta": (0.0, 1.0, "in [0, 1)"), "alpha": (0.0, 1.0, "in [0, 1]"),
-           "seed": (0, None, "a whole number >= 0"), "per_class": (1, None, "a whole number >= 1")}
+_RANGES = {"code_beta": (0.0, None, ">= 0 (a multiple of the IPC)"), "ipc": (1, None, "a whole number >= 1"),
+           "beta": (0.0, 1.0, "in [0, 1)"), "alpha": (0.0, 1.0, "in [0, 1]"), "seed": (0, None, "a whole number >= 0"),
+           "per_class": (1, None, "a whole number >= 1")}
 
 
 def _in_range(name: str, value) -> str | None:
