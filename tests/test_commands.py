@@ -179,8 +179,13 @@ def test_printed_command_runs(where, commands, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "notebooks").symlink_to(ROOT / "notebooks")
-    for cmd in commands:
-        run_command(cmd, work, tmp_path)
+    try:
+        for cmd in commands:
+            run_command(cmd, work, tmp_path)
+    finally:            # a Ray head the block started is stopped even when a command of the block failed
+        stops = [c for c in commands if c.split()[:2] == ["ray", "stop"]]
+        if stops and any(c.split()[:2] == ["ray", "start"] for c in commands):
+            subprocess.run(stops[-1].split(), cwd=work, capture_output=True, timeout=300)
 
 
 def test_params_files_are_the_settings():
