@@ -185,7 +185,8 @@ def test_printed_command_runs(where, commands, tmp_path):
     finally:            # a Ray head the block started is stopped even when a command of the block failed
         stops = [c for c in commands if c.split()[:2] == ["ray", "stop"]]
         if stops and any(c.split()[:2] == ["ray", "start"] for c in commands):
-            subprocess.run(stops[-1].split(), cwd=work, capture_output=True, timeout=300)
+            ray = Path(sys.executable).with_name("ray")
+            subprocess.run([str(ray) if ray.exists() else "ray", "stop"], cwd=work, capture_output=True, timeout=300)
 
 
 def test_params_files_are_the_settings():
