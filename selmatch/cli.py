@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from .artifacts import (atomic_write, differences, list_experts, load_score_reco
                         save_score_record, save_selection, save_synset)
 from .augment import AUGMENTATIONS
 from .data import DATASETS, load_dataset
-from .distill import MEMORY_MODES, DistillationDiverged, check_experts
+from .distill import MEMORY_MODES, DistillationDiverged, DistillConfig, check_experts
 from .device import provenance, resolve_device
 from .experts import ExpertConfig
 from .networks import MODELS
@@ -214,12 +214,14 @@ def _same_finished_run(synset: Path, record: dict) -> None:
     if not synset.exists():
         return
     held = load_synset(synset).config or {}
-    numbers = ("syn_steps", "expert_epochs", "max_start_epoch", "min_start_epoch", "lr_img", "lr_lr", "lr_init",
-               "batch_syn", "momentum", "augmentation")
+    # every DistillConfig field that changes the images but the length (a field a record lacks: its default)
+    numbers = {f.name: f.default for f in fields(DistillConfig) if f.name not in ("iterations", "memory",
+                                                                                   "checkpoint_every")}
+
     def part(rec: dict) -> dict:
         distill = rec.get("distill") or {}
         return {**{k: rec.get(k) for k in ("dataset", "selection", "init", "score", "expert_config", "seed")},
-                "distill": {k: distill.get(k, 0 if k == "min_start_epoch" else None) for k in numbers}}
+                "distill": {k: distill.get(k, default) for k, default in numbers.items()}}
     diff = differences(part(held), part(record))
     done, asked = (held.get("distill") or {}).get("iterations"), record["distill"]["iterations"]
     if isinstance(done, int) and asked < done:      # continuing to more iterations is what --resume is for
