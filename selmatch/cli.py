@@ -246,7 +246,8 @@ def cmd_distill(args) -> int:
     sel = pipeline.initial_selection(ds, init=args.init, ipc=ipc, alpha=alpha, beta=beta, hardness=hardness,
                                      start_mode=args.start or setting.start_mode, seed=args.seed)
     changes = {k: v for k, v in (("iterations", args.iterations), ("syn_steps", args.syn_steps),
-                                 ("lr_img", args.lr_img), ("memory", args.memory)) if v is not None}
+                                 ("lr_img", args.lr_img), ("batch_syn", args.batch_syn),
+                                 ("max_start_epoch", args.max_start_epoch), ("memory", args.memory)) if v is not None}
     # the network is the experts' own, so the two always match
     setting = replace(setting, expert=ExpertConfig(**experts_cfg["expert"]), distill=replace(setting.distill, **changes))
     prof = get_profile(args.profile)
@@ -411,6 +412,10 @@ def _add_distill(sub) -> None:
     t.add_argument("--iterations", type=int)
     t.add_argument("--syn-steps", type=int)
     t.add_argument("--lr-img", type=float)
+    t.add_argument("--batch-syn", type=int, help="images per student step (default: the preset's)")
+    t.add_argument("--max-start-epoch", type=int,
+                   help="start epochs are drawn below this (default: the preset's; the experts need this + "
+                        "expert_epochs - 1 epochs)")
     t.add_argument("--memory", choices=MEMORY_MODES,
                    help="recompute: ConvNet's first block recomputed, about half the memory per student step; "
                         "constant: per-step rematerialisation, memory independent of --syn-steps; same gradients")

@@ -1,0 +1,315 @@
+"""The whole distillation command against the official ``distill.py``, end to end, in alternating processes.
+
+    python -m benchmarks.endtoend --official DIR [--cases convnet/10 convnet_bn/20 ...] [--reps 2]
+                                  [--iterations 7] [--json PATH]
+
+``DIR`` is a clone of https://github.com/Yongalls/SelMatch whose ``utils.py`` imports (it needs kornia,
+scipy, einops, pandas and requests: ``pip install --target DEPS ...`` and ``PYTHONPATH=DEPS``). Nothing of it
+is copied here. For each case (network / syn_steps, optionally ``/width/batch``) and each repetition, two
+processes run one after the other, each timing one side:
+
+* **official**: its ``distill.py`` executed as a script (``runpy``, with its own ``argparse`` reading the
+  arguments below) from inside ``DIR``, so that it finds its ``scores/`` folder. Only its dataset loader,
+  ``utils.get_dataset``, is replaced, by one that returns this machine's CIFAR-10 (``SELMATCH_DATA``, the
+  same images and order as torchvision's) normalised as its own transform does; and the one call of its
+  logging that this PyTorch refuses (a norm over three dimensions) is answered by ``vector_norm``. Its evaluation at iteration 0
+  is switched off by its own flag (``--num_eval 0``).
+* **ours**: ``selmatch distill`` (``selmatch.cli.main``) with the same settings.
+
+Both read the same ten expert trajectories of four epochs: trained once per network by ``selmatch``'s expert
+training on 500 images (what the experts learnt does not change the cost of an iteration, only a start epoch
+below 2 keeps them short), and written again in the official layout (one ``replay_buffer_0.pt`` of ten, as its
+``buffer.py`` writes them) for the official script, which loads them all before its first iteration
+(``--load_all``, as its own scripts run it). Each process records the time at the end of every
+iteration, through PyTorch's global optimiser hook (both codes step an SGD optimiser on ``syn_lr`` last in
+every iteration); its seconds per iteration are the differences, without the first ``--warmup`` of them
+(allocator and kernel warm-up). Its peak memory is the process's maximum resident set size. The shared
+settings: CIFAR-10, IPC 10, alpha 0.5, beta 0.5 (C-score window), DSA in the student, expert_epochs 2,
+max_start_epoch 2, lr_img 1000, lr_lr 1e-5, lr_init 0.001, and a student batch of 125 (the whole 100 images).
+
+The result, per case: the medians of seconds per iteration with their ranges over every timed iteration of
+every process, official over ours (pair by pair: median and range), and both peaks. ``--json`` keeps it (the
+performance page renders the committed one).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import runpy
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = {"convnet": "ConvNet", "convnet_bn": "ConvNetBN"}
+SHARED = {"ipc": 10, "alpha": 0.5, "beta": 0.5, "expert_epochs": 2, "max_start_epoch": 2, "lr_img": 1000,
+          "lr_lr": 1e-5, "lr_init": 0.001, "batch_syn": 125}
+DEFAULT_CASES = ("convnet/5", "convnet/10", "convnet/20", "convnet_bn/5", "convnet_bn/10", "convnet_bn/20")
+JSON = ROOT / "benchmarks" / "endtoend.json"
+
+
+def parse_case(text: str) -> dict:
+    """``network/syn_steps`` (the official widths: 128): e.g. ``convnet/10``."""
+    parts = text.split("/")
+    if len(parts) != 2 or parts[0] not in NAMES or not parts[1].isdigit() or int(parts[1]) < 1:
+        raise argparse.ArgumentTypeError(f"case {text!r}: expected NETWORK/SYN_STEPS with NETWORK one of "
+                                         f"{', '.join(NAMES)} and SYN_STEPS >= 1, e.g. convnet/10")
+    return {"network": parts[0], "syn_steps": int(parts[1])}
+
+
+# ----------------------------------------------------------------------------- one side, in its own process
+
+def _clock() -> list[float]:
+    """Times at which an SGD optimiser of one 0-dimensional parameter (``syn_lr``) finished a step."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    marks: list[float] = []
+
+    def hook(opt, args, kwargs):
+        if len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 1 \
+                and opt.param_groups[0]["params"][0].dim() == 0:
+            marks.append(time.perf_counter())
+
+    register_optimizer_step_post_hook(hook)
+    return marks
+
+
+def _local_cifar10():
+    """The official ``get_dataset('CIFAR10', ...)`` return value, built from this machine's CIFAR-10."""
+    import torch
+    from selmatch.data import load_dataset
+
+    ds = load_dataset("cifar10", download=False)
+
+    class Images(torch.utils.data.Dataset):        # (normalised image, int label), as its torchvision dataset
+        def __init__(self, x, y):
+            self.x, self.y = ds.normalize(x), y.tolist()
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return self.x[i], self.y[i]
+
+    train, test = Images(ds.x_train, ds.y_train), Images(ds.x_test, ds.y_test)
+    loader = torch.utils.data.DataLoader(test, batch_size=256, shuffle=False, num_workers=0)
+    return 3, (32, 32), 10, list(ds.classes), list(ds.mean), list(ds.std), train, test, loader
+
+
+def _vector_norms_of_many_dims() -> None:
+    """Its logging takes ``torch.linalg.norm(images, dim=(1, 2, 3))`` (the mean image norm it prints), which the
+    PyTorch of this project refuses (``dim`` of length 1 or 2 only); the same number is the vector norm over
+    those dimensions, so that one call is answered by ``torch.linalg.vector_norm``."""
+    import torch
+
+    matrix_or_vector = torch.linalg.norm
+
+    def norm(x, ord=None, dim=None, keepdim=False, **kw):
+        if ord is None and isinstance(dim, (tuple, list)) and len(dim) > 2:
+            return torch.linalg.vector_norm(x, 2, dim, keepdim, **kw)
+        return matrix_or_vector(x, ord, dim, keepdim, **kw)
+
+    torch.linalg.norm = norm
+
+
+def run_official(official: Path, work: Path, network: str, syn_steps: int, iterations: int) -> None:
+    sys.path.insert(0, str(official))
+    import utils                                                    # the official module
+
+    utils.get_dataset = lambda dataset, data_path: _local_cifar10()
+    _vector_norms_of_many_dims()
+    s = SHARED
+    sys.argv = ["distill.py", "--dataset", "CIFAR10", "--device", "cpu", "--model", NAMES[network],
+                "--buffer_path", str(work / "buffers"), "--save_path", str(work / "official-out"),
+                "--Iteration", str(iterations - 1), "--syn_steps", str(syn_steps), "--batch_syn", str(s["batch_syn"]),
+                "--expert_epochs", str(s["expert_epochs"]), "--max_start_epoch", str(s["max_start_epoch"]),
+                "--lr_img", str(s["lr_img"]), "--lr_lr", str(s["lr_lr"]), "--lr_init", str(s["lr_init"]),
+                "--ipc", str(s["ipc"]), "--alpha", str(s["alpha"]), "--beta", str(s["beta"]), "--load_all",
+                "--initialize", "window", "--score", "cscore", "--num_eval", "0"]
+    os.chdir(official)
+    runpy.run_path(str(official / "distill.py"), run_name="__main__")
+
+
+def run_ours(work: Path, network: str, syn_steps: int, iterations: int) -> None:
+    from selmatch.cli import main
+
+    s = SHARED
+    rc = main(["distill", "--dataset", "cifar10", "--no-download", "--experts", str(work / f"experts-{network}"),
+               "--preset", "cifar10-ipc250", "--ipc", str(s["ipc"]), "--alpha", str(s["alpha"]),
+               "--beta", str(s["beta"]), "--syn-steps", str(syn_steps), "--iterations", str(iterations),
+               "--batch-syn", str(s["batch_syn"]), "--max-start-epoch", str(s["max_start_epoch"]),
+               "--out", str(work / f"ours-{network}-{syn_steps}"), "--force"])
+    if rc:
+        raise RuntimeError(f"selmatch distill exited with {rc}")
+
+
+def side(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.endtoend side")
+    p.add_argument("code", choices=["official", "ours"])
+    p.add_argument("--official", type=Path)
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--network", choices=list(NAMES), required=True)
+    p.add_argument("--syn-steps", type=int, required=True)
+    p.add_argument("--iterations", type=int, required=True)
+    a = p.parse_args(argv)
+    marks = _clock()
+    t0 = time.perf_counter()
+    out, err = sys.stdout, sys.stderr
+    with open(a.work / f"{a.code}.log", "a") as log:                 # their own printing, kept out of the JSON
+        sys.stdout = sys.stderr = log
+        try:
+            if a.code == "official":
+                run_official(a.official, a.work, a.network, a.syn_steps, a.iterations)
+            else:
+                run_ours(a.work, a.network, a.syn_steps, a.iterations)
+        finally:
+            sys.stdout, sys.stderr = out, err
+    if len(marks) != a.iterations:
+        raise RuntimeError(f"{a.code}: {len(marks)} iterations timed, expected {a.iterations}")
+    print(json.dumps({"code": a.code, "network": a.network, "syn_steps": a.syn_steps,
+                      "iteration_s": [b - c for b, c in zip(marks[1:], marks[:-1])],
+                      "first_s": marks[0] - t0, "total_s": time.perf_counter() - t0,
+                      "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+    return 0
+
+
+# ----------------------------------------------------------------------------- the experts both sides read
+
+def prepare(work: Path, network: str) -> None:
+    """Experts for ``network`` (``selmatch``'s expert training on 500 images, enough epochs for max_start_epoch,
+    each epoch's test accuracy on 10 test images), and the same trajectories in the official buffer layout."""
+    from dataclasses import replace
+
+    import torch
+    from selmatch.artifacts import list_experts, load_trajectory
+    from selmatch.data import load_dataset
+    from selmatch.experts import ExpertConfig
+    from selmatch.pipeline import expert_trajectories
+
+    folder = work / f"experts-{network}"
+    buffer = work / "buffers" / "CIFAR10" / NAMES[network] / "replay_buffer_0.pt"
+    if buffer.exists():
+        return
+    ds = load_dataset("cifar10", download=False)
+    ds = replace(ds, x_test=ds.x_test[:10], y_test=ds.y_test[:10])    # the accuracy is not what is timed
+    cfg = ExpertConfig(model=network, width=128, num_experts=10, max_per_class=50,
+                       epochs=SHARED["max_start_epoch"] + SHARED["expert_epochs"])
+    expert_trajectories(ds, cfg, folder, resume=False, force=True)
+    trajectories = []
+    for path in list_experts(folder):
+        traj = load_trajectory(path, mmap=False)
+        trajectories.append([[p.clone() for p in traj.layout.unflatten(row).values()] for row in traj.params])
+    buffer.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(trajectories, buffer)
+
+
+# ----------------------------------------------------------------------------- the driver
+
+def _stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def _side(code: str, work: Path, official: Path, case: dict, iterations: int, warmup: int) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.endtoend", "side", code, "--work", str(work), "--official", str(official),
+           "--network", case["network"], "--syn-steps", str(case["syn_steps"]), "--iterations", str(iterations)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(f"{code} side of {case} failed (log: {work / (code + '.log')}):\n{r.stderr[-3000:]}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["timed_s"] = out["iteration_s"][warmup:]
+    return out
+
+
+def compare(official: Path, cases: list[dict], reps: int, iterations: int, warmup: int, work: Path) -> list[dict]:
+    rows = []
+    for case in cases:
+        prepare(work, case["network"])
+        runs = {"official": [], "ours": []}
+        for rep in range(reps):                                        # A B, B A, A B, ...: drift falls on both
+            order = ("official", "ours") if rep % 2 == 0 else ("ours", "official")
+            for code in order:
+                runs[code].append(_side(code, work, official, case, iterations, warmup))
+        off = [s for r in runs["official"] for s in r["timed_s"]]
+        ours = [s for r in runs["ours"] for s in r["timed_s"]]
+        pairs = [statistics.median(o["timed_s"]) / statistics.median(u["timed_s"])
+                 for o, u in zip(runs["official"], runs["ours"])]
+        row = {**case, "official_s": _stats(off), "ours_s": _stats(ours), "speedup": _stats(pairs),
+               "official_peak_gb": _stats([r["peak_gb"] for r in runs["official"]]),
+               "ours_peak_gb": _stats([r["peak_gb"] for r in runs["ours"]]), "runs": runs}
+        row["memory_ratio"] = row["ours_peak_gb"]["median"] / row["official_peak_gb"]["median"]
+        rows.append(row)
+        print(line(row), flush=True)
+    return rows
+
+
+def _fmt(s: dict, digits: int = 2) -> str:
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–{s['max']:.{digits}f}]"
+
+
+HEADER = (f"{'case':<16} {'official s/iter':>22} {'selmatch s/iter':>22} {'official / ours':>20} "
+          f"{'peak GB official':>17} {'peak GB ours':>13}")
+
+
+def line(row: dict) -> str:
+    return (f"{row['network'] + ', ' + str(row['syn_steps']) + ' steps':<16} {_fmt(row['official_s']):>22} "
+            f"{_fmt(row['ours_s']):>22} {_fmt(row['speedup']):>20} {row['official_peak_gb']['median']:>17.2f} "
+            f"{row['ours_peak_gb']['median']:>13.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["side"]:
+        return side(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--official", type=Path, default=os.environ.get("SELMATCH_OFFICIAL") or None,
+                   help="a clone of github.com/Yongalls/SelMatch (default $SELMATCH_OFFICIAL)")
+    p.add_argument("--cases", nargs="+", type=parse_case, default=[parse_case(c) for c in DEFAULT_CASES],
+                   help=f"NETWORK/SYN_STEPS (default: {' '.join(DEFAULT_CASES)})")
+    p.add_argument("--reps", type=int, default=2, help="processes per side and case (default 2)")
+    p.add_argument("--iterations", type=int, default=7, help="iterations per process (default 7)")
+    p.add_argument("--warmup", type=int, default=1, help="timed differences dropped per process (default 1)")
+    p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "selmatch-endtoend",
+                   help="folder for the experts and both outputs (default $TMPDIR/selmatch-endtoend)")
+    p.add_argument("--json", type=Path, default=JSON, help=f"where the result goes (default {JSON.relative_to(ROOT)})")
+    a = p.parse_args(argv)
+    if a.official is None or not (a.official / "distill.py").exists():
+        p.error(f"--official={a.official}: expected a clone of github.com/Yongalls/SelMatch (its distill.py)")
+    if a.reps < 1:
+        p.error(f"--reps={a.reps} must be >= 1")
+    if not a.warmup + 2 <= a.iterations:
+        p.error(f"--iterations={a.iterations} must be at least --warmup + 2 = {a.warmup + 2} (one timed iteration)")
+    a.work.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    cpu = _cpu_name()
+    print(f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads; {a.reps} process(es) per side and "
+          f"case, alternating, {a.iterations - 1 - a.warmup} timed iterations each: median [min–max]")
+    print(HEADER, flush=True)
+    rows = compare(a.official, a.cases, a.reps, a.iterations, a.warmup, a.work)
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                  "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                                  "python": platform.python_version(), "settings": SHARED, "reps": a.reps,
+                                  "iterations": a.iterations, "warmup": a.warmup, "rows": rows}, indent=1) + "\n")
+    print(f"written {a.json}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                return text.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
