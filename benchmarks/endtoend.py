@@ -1,31 +1,35 @@
 """The whole distillation command against the official ``distill.py``, end to end, in alternating processes.
 
-    python -m benchmarks.endtoend --official DIR [--cases convnet/10 convnet_bn/20 ...] [--reps 2]
+    python -m benchmarks.endtoend --official DIR [--cases convnet/10 convnet_bn/20 cpu ...] [--reps 2]
                                   [--iterations 7] [--json PATH]
 
 ``DIR`` is a clone of https://github.com/Yongalls/SelMatch whose ``utils.py`` imports (it needs kornia,
 scipy, einops, pandas and requests: ``pip install --target DEPS ...`` and ``PYTHONPATH=DEPS``). Nothing of it
-is copied here. For each case (network / syn_steps, optionally ``/width/batch``) and each repetition, two
-processes run one after the other, each timing one side:
+is copied here. For each case and each repetition, two processes run one after the other (official first in
+odd repetitions, ours first in even ones), each timing one side:
 
-* **official**: its ``distill.py`` executed as a script (``runpy``, with its own ``argparse`` reading the
-  arguments below) from inside ``DIR``, so that it finds its ``scores/`` folder. Only its dataset loader,
-  ``utils.get_dataset``, is replaced, by one that returns this machine's CIFAR-10 (``SELMATCH_DATA``, the
-  same images and order as torchvision's) normalised as its own transform does; and the one call of its
-  logging that this PyTorch refuses (a norm over three dimensions) is answered by ``vector_norm``. Its evaluation at iteration 0
-  is switched off by its own flag (``--num_eval 0``).
+* **official**: its ``distill.py`` executed as a script (``runpy``; its own ``argparse`` reads the arguments)
+  from inside ``DIR``, so that it finds its ``scores/`` folder. What is replaced: its dataset loader,
+  ``utils.get_dataset``, by one that returns this machine's CIFAR-10 (``SELMATCH_DATA``: the same images, in
+  the same order, as torchvision's) normalised as its own transform does; the one call of its logging that
+  this PyTorch refuses (a norm over three dimensions), answered by ``vector_norm``; and, at a width other than
+  its 128, its ``get_network``, by its own ``networks.ConvNet`` at that width. Its evaluation at iteration 0 is
+  switched off by its own flag (``--num_eval 0``); it loads every expert before its first iteration
+  (``--load_all``, as its own scripts run it).
 * **ours**: ``selmatch distill`` (``selmatch.cli.main``) with the same settings.
 
-Both read the same ten expert trajectories of four epochs: trained once per network by ``selmatch``'s expert
-training on 500 images (what the experts learnt does not change the cost of an iteration, only a start epoch
-below 2 keeps them short), and written again in the official layout (one ``replay_buffer_0.pt`` of ten, as its
-``buffer.py`` writes them) for the official script, which loads them all before its first iteration
-(``--load_all``, as its own scripts run it). Each process records the time at the end of every
-iteration, through PyTorch's global optimiser hook (both codes step an SGD optimiser on ``syn_lr`` last in
-every iteration); its seconds per iteration are the differences, without the first ``--warmup`` of them
-(allocator and kernel warm-up). Its peak memory is the process's maximum resident set size. The shared
-settings: CIFAR-10, IPC 10, alpha 0.5, beta 0.5 (C-score window), DSA in the student, expert_epochs 2,
-max_start_epoch 2, lr_img 1000, lr_lr 1e-5, lr_init 0.001, and a student batch of 125 (the whole 100 images).
+Both read the same ten expert trajectories of four epochs, trained once per network by ``selmatch``'s expert
+training on 500 images (what the experts learnt does not change the cost of an iteration; start epochs below 2
+keep them short) and written again in the official layout (one ``replay_buffer_0.pt`` of ten, as its
+``buffer.py`` writes them). Each process records the time at the end of every iteration through PyTorch's
+global optimiser hook (both codes step an SGD optimiser on ``syn_lr`` last in every iteration); its seconds
+per iteration are the differences, without the first ``--warmup`` of them (allocator and kernel warm-up).
+Its peak memory is the process's maximum resident set size, dataset and experts included.
+
+Cases: ``NETWORK/SYN_STEPS[/WIDTH]`` on the shared settings (:data:`SHARED`: CIFAR-10, IPC 10, alpha 0.5,
+beta 0.5 on the C-score window, width 128, DSA in the student, expert_epochs 2, lr_img 1000, lr_lr 1e-5,
+lr_init 0.001, a student batch of 125, i.e. the whole 100 images), or ``cpu``: the cpu profile's own shapes
+(:data:`NAMED`).
 
 The result, per case: the medians of seconds per iteration with their ranges over every timed iteration of
 every process, official over ours (pair by pair: median and range), and both peaks. ``--json`` keeps it (the
@@ -48,19 +52,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {"convnet": "ConvNet", "convnet_bn": "ConvNetBN"}
-SHARED = {"ipc": 10, "alpha": 0.5, "beta": 0.5, "expert_epochs": 2, "max_start_epoch": 2, "lr_img": 1000,
-          "lr_lr": 1e-5, "lr_init": 0.001, "batch_syn": 125}
-DEFAULT_CASES = ("convnet/5", "convnet/10", "convnet/20", "convnet_bn/5", "convnet_bn/10", "convnet_bn/20")
+# What every case shares unless it says otherwise: the settings of the issue's comparison (IPC 10 of CIFAR-10,
+# the official width 128, the whole synthetic set per student step).
+SHARED = {"width": 128, "batch_syn": 125, "ipc": 10, "alpha": 0.5, "beta": 0.5, "expert_epochs": 2,
+          "max_start_epoch": 2, "lr_img": 1000, "lr_lr": 1e-5, "lr_init": 0.001}
+# The cpu profile's own shapes (selmatch.settings.CPU: ConvNet width 32, batch 128, 10 steps, lr_init 0.01) at its
+# smallest subset (IPC 250, alpha 0.25, the window at 0.6).
+NAMED = {"cpu": {"network": "convnet", "syn_steps": 10, "width": 32, "batch_syn": 128, "ipc": 250, "alpha": 0.25,
+                 "beta": 0.6, "lr_init": 0.01}}
+DEFAULT_CASES = ("convnet/5", "convnet/10", "convnet/20", "convnet_bn/5", "convnet_bn/10", "convnet_bn/20", "cpu")
 JSON = ROOT / "benchmarks" / "endtoend.json"
 
 
 def parse_case(text: str) -> dict:
-    """``network/syn_steps`` (the official widths: 128): e.g. ``convnet/10``."""
+    """``NETWORK/SYN_STEPS[/WIDTH]`` (e.g. ``convnet/10``, ``convnet_bn/20/64``) or a named case (``cpu``): the
+    shared settings with those changed."""
+    if text in NAMED:
+        return {**SHARED, **NAMED[text], "name": text}
     parts = text.split("/")
-    if len(parts) != 2 or parts[0] not in NAMES or not parts[1].isdigit() or int(parts[1]) < 1:
-        raise argparse.ArgumentTypeError(f"case {text!r}: expected NETWORK/SYN_STEPS with NETWORK one of "
-                                         f"{', '.join(NAMES)} and SYN_STEPS >= 1, e.g. convnet/10")
-    return {"network": parts[0], "syn_steps": int(parts[1])}
+    if not 2 <= len(parts) <= 3 or parts[0] not in NAMES or not all(p.isdigit() and int(p) >= 1 for p in parts[1:]):
+        raise argparse.ArgumentTypeError(f"case {text!r}: expected NETWORK/SYN_STEPS[/WIDTH] with NETWORK one of "
+                                         f"{', '.join(NAMES)} and whole numbers >= 1 (e.g. convnet/10), or one of "
+                                         f"{', '.join(NAMED)}")
+    case = {**SHARED, "network": parts[0], "syn_steps": int(parts[1]), "name": text}
+    if len(parts) == 3:
+        case["width"] = int(parts[2])
+    return case
 
 
 # ----------------------------------------------------------------------------- one side, in its own process
@@ -87,15 +104,18 @@ def _local_cifar10():
 
     ds = load_dataset("cifar10", download=False)
 
-    class Images(torch.utils.data.Dataset):        # (normalised image, int label), as its torchvision dataset
+    class Images(torch.utils.data.Dataset):
+        """(normalised image, int label) from uint8 pixels, one image at a time, as its torchvision dataset with
+        ``ToTensor`` and ``Normalize`` holds and returns them."""
+
         def __init__(self, x, y):
-            self.x, self.y = ds.normalize(x), y.tolist()
+            self.x, self.y = x, y.tolist()
 
         def __len__(self):
             return len(self.y)
 
         def __getitem__(self, i):
-            return self.x[i], self.y[i]
+            return ds.normalize(self.x[i:i + 1])[0], self.y[i]
 
     train, test = Images(ds.x_train, ds.y_train), Images(ds.x_test, ds.y_test)
     loader = torch.utils.data.DataLoader(test, batch_size=256, shuffle=False, num_workers=0)
@@ -118,33 +138,66 @@ def _vector_norms_of_many_dims() -> None:
     torch.linalg.norm = norm
 
 
-def run_official(official: Path, work: Path, network: str, syn_steps: int, iterations: int) -> None:
+def _official_network(networks, width: int):
+    """Its ``get_network`` for ConvNet and ConvNetBN at ``width`` (its own builds them at 128 only), from its own
+    ``networks.ConvNet`` class with the arguments its ``get_network`` passes."""
+    def get_network(model, channel, num_classes, im_size=(32, 32), dist=True):
+        norm = {"ConvNet": "instancenorm", "ConvNetBN": "batchnorm"}[model]
+        return networks.ConvNet(channel=channel, num_classes=num_classes, net_width=width, net_depth=3,
+                                net_act="relu", net_norm=norm, net_pooling="avgpooling", im_size=im_size)
+    return get_network
+
+
+def _folders(work: Path, case: dict) -> tuple[Path, Path]:
+    """Where the experts of ``case``'s network are, for selmatch and (as buffers) for the official script."""
+    tag = f"{case['network']}-{case['width']}"
+    return work / f"experts-{tag}", work / f"buffers-{tag}"
+
+
+def run_official(official: Path, work: Path, case: dict, iterations: int) -> None:
     sys.path.insert(0, str(official))
     import utils                                                    # the official module
 
     utils.get_dataset = lambda dataset, data_path: _local_cifar10()
+    if case["width"] != 128:
+        import networks                                             # the official module
+
+        utils.get_network = _official_network(networks, case["width"])
     _vector_norms_of_many_dims()
-    s = SHARED
-    sys.argv = ["distill.py", "--dataset", "CIFAR10", "--device", "cpu", "--model", NAMES[network],
-                "--buffer_path", str(work / "buffers"), "--save_path", str(work / "official-out"),
-                "--Iteration", str(iterations - 1), "--syn_steps", str(syn_steps), "--batch_syn", str(s["batch_syn"]),
-                "--expert_epochs", str(s["expert_epochs"]), "--max_start_epoch", str(s["max_start_epoch"]),
-                "--lr_img", str(s["lr_img"]), "--lr_lr", str(s["lr_lr"]), "--lr_init", str(s["lr_init"]),
-                "--ipc", str(s["ipc"]), "--alpha", str(s["alpha"]), "--beta", str(s["beta"]), "--load_all",
+    c = case
+    sys.argv = ["distill.py", "--dataset", "CIFAR10", "--device", "cpu", "--model", NAMES[c["network"]],
+                "--buffer_path", str(_folders(work, c)[1]), "--save_path", str(work / "official-out"),
+                "--Iteration", str(iterations - 1), "--syn_steps", str(c["syn_steps"]), "--batch_syn", str(c["batch_syn"]),
+                "--expert_epochs", str(c["expert_epochs"]), "--max_start_epoch", str(c["max_start_epoch"]),
+                "--lr_img", str(c["lr_img"]), "--lr_lr", str(c["lr_lr"]), "--lr_init", str(c["lr_init"]),
+                "--ipc", str(c["ipc"]), "--alpha", str(c["alpha"]), "--beta", str(c["beta"]), "--load_all",
                 "--initialize", "window", "--score", "cscore", "--num_eval", "0"]
     os.chdir(official)
     runpy.run_path(str(official / "distill.py"), run_name="__main__")
 
 
-def run_ours(work: Path, network: str, syn_steps: int, iterations: int) -> None:
+def _preset(case: dict) -> str:
+    """The ``selmatch distill`` preset whose learning rates and expert segment are the case's (the command line
+    sets the rest): the paper's CIFAR settings, or the cpu profile's (lr_init 0.01)."""
+    from selmatch.settings import PRESETS
+
+    for name in ("cifar10-ipc250", "cpu"):
+        d = PRESETS[name].distill
+        if (d.lr_init, d.lr_lr, d.lr_img, d.expert_epochs) == (case["lr_init"], case["lr_lr"], case["lr_img"],
+                                                               case["expert_epochs"]):
+            return name
+    raise ValueError(f"no selmatch preset has lr_init={case['lr_init']}, lr_lr={case['lr_lr']}, "
+                     f"lr_img={case['lr_img']}, expert_epochs={case['expert_epochs']}")
+
+
+def run_ours(work: Path, case: dict, iterations: int) -> None:
     from selmatch.cli import main
 
-    s = SHARED
-    rc = main(["distill", "--dataset", "cifar10", "--no-download", "--experts", str(work / f"experts-{network}"),
-               "--preset", "cifar10-ipc250", "--ipc", str(s["ipc"]), "--alpha", str(s["alpha"]),
-               "--beta", str(s["beta"]), "--syn-steps", str(syn_steps), "--iterations", str(iterations),
-               "--batch-syn", str(s["batch_syn"]), "--max-start-epoch", str(s["max_start_epoch"]),
-               "--out", str(work / f"ours-{network}-{syn_steps}"), "--force"])
+    c = case
+    rc = main(["distill", "--dataset", "cifar10", "--no-download", "--experts", str(_folders(work, c)[0]),
+               "--preset", _preset(c), "--ipc", str(c["ipc"]), "--alpha", str(c["alpha"]), "--beta", str(c["beta"]),
+               "--syn-steps", str(c["syn_steps"]), "--iterations", str(iterations), "--batch-syn", str(c["batch_syn"]),
+               "--max-start-epoch", str(c["max_start_epoch"]), "--out", str(work / "ours-out"), "--force"])
     if rc:
         raise RuntimeError(f"selmatch distill exited with {rc}")
 
@@ -154,8 +207,7 @@ def side(argv: list[str]) -> int:
     p.add_argument("code", choices=["official", "ours"])
     p.add_argument("--official", type=Path)
     p.add_argument("--work", type=Path, required=True)
-    p.add_argument("--network", choices=list(NAMES), required=True)
-    p.add_argument("--syn-steps", type=int, required=True)
+    p.add_argument("--case", type=json.loads, required=True, help="the case, as JSON")
     p.add_argument("--iterations", type=int, required=True)
     a = p.parse_args(argv)
     marks = _clock()
@@ -165,15 +217,14 @@ def side(argv: list[str]) -> int:
         sys.stdout = sys.stderr = log
         try:
             if a.code == "official":
-                run_official(a.official, a.work, a.network, a.syn_steps, a.iterations)
+                run_official(a.official, a.work, a.case, a.iterations)
             else:
-                run_ours(a.work, a.network, a.syn_steps, a.iterations)
+                run_ours(a.work, a.case, a.iterations)
         finally:
             sys.stdout, sys.stderr = out, err
     if len(marks) != a.iterations:
         raise RuntimeError(f"{a.code}: {len(marks)} iterations timed, expected {a.iterations}")
-    print(json.dumps({"code": a.code, "network": a.network, "syn_steps": a.syn_steps,
-                      "iteration_s": [b - c for b, c in zip(marks[1:], marks[:-1])],
+    print(json.dumps({"code": a.code, "iteration_s": [b - c for b, c in zip(marks[1:], marks[:-1])],
                       "first_s": marks[0] - t0, "total_s": time.perf_counter() - t0,
                       "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
     return 0
@@ -181,9 +232,10 @@ def side(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- the experts both sides read
 
-def prepare(work: Path, network: str) -> None:
-    """Experts for ``network`` (``selmatch``'s expert training on 500 images, enough epochs for max_start_epoch,
-    each epoch's test accuracy on 10 test images), and the same trajectories in the official buffer layout."""
+def prepare(work: Path, case: dict) -> None:
+    """Ten experts for ``case``'s network (``selmatch``'s expert training on 500 images, enough epochs for its
+    start epochs, each epoch's test accuracy on 10 test images), and the same trajectories in the official
+    buffer layout."""
     from dataclasses import replace
 
     import torch
@@ -192,14 +244,14 @@ def prepare(work: Path, network: str) -> None:
     from selmatch.experts import ExpertConfig
     from selmatch.pipeline import expert_trajectories
 
-    folder = work / f"experts-{network}"
-    buffer = work / "buffers" / "CIFAR10" / NAMES[network] / "replay_buffer_0.pt"
+    folder, buffers = _folders(work, case)
+    buffer = buffers / "CIFAR10" / NAMES[case["network"]] / "replay_buffer_0.pt"
     if buffer.exists():
         return
     ds = load_dataset("cifar10", download=False)
     ds = replace(ds, x_test=ds.x_test[:10], y_test=ds.y_test[:10])    # the accuracy is not what is timed
-    cfg = ExpertConfig(model=network, width=128, num_experts=10, max_per_class=50,
-                       epochs=SHARED["max_start_epoch"] + SHARED["expert_epochs"])
+    cfg = ExpertConfig(model=case["network"], width=case["width"], num_experts=10, max_per_class=50,
+                       epochs=case["max_start_epoch"] + case["expert_epochs"])
     expert_trajectories(ds, cfg, folder, resume=False, force=True)
     trajectories = []
     for path in list_experts(folder):
@@ -217,7 +269,7 @@ def _stats(values: list[float]) -> dict:
 
 def _side(code: str, work: Path, official: Path, case: dict, iterations: int, warmup: int) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.endtoend", "side", code, "--work", str(work), "--official", str(official),
-           "--network", case["network"], "--syn-steps", str(case["syn_steps"]), "--iterations", str(iterations)]
+           "--case", json.dumps(case), "--iterations", str(iterations)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode != 0:
         raise RuntimeError(f"{code} side of {case} failed (log: {work / (code + '.log')}):\n{r.stderr[-3000:]}")
@@ -229,7 +281,7 @@ def _side(code: str, work: Path, official: Path, case: dict, iterations: int, wa
 def compare(official: Path, cases: list[dict], reps: int, iterations: int, warmup: int, work: Path) -> list[dict]:
     rows = []
     for case in cases:
-        prepare(work, case["network"])
+        prepare(work, case)
         runs = {"official": [], "ours": []}
         for rep in range(reps):                                        # A B, B A, A B, ...: drift falls on both
             order = ("official", "ours") if rep % 2 == 0 else ("ours", "official")
@@ -257,9 +309,35 @@ HEADER = (f"{'case':<16} {'official s/iter':>22} {'selmatch s/iter':>22} {'offic
 
 
 def line(row: dict) -> str:
-    return (f"{row['network'] + ', ' + str(row['syn_steps']) + ' steps':<16} {_fmt(row['official_s']):>22} "
+    return (f"{row['name']:<16} {_fmt(row['official_s']):>22} "
             f"{_fmt(row['ours_s']):>22} {_fmt(row['speedup']):>20} {row['official_peak_gb']['median']:>17.2f} "
             f"{row['ours_peak_gb']['median']:>13.2f}")
+
+
+def _describe(row: dict) -> str:
+    net = NAMES[row["network"]]
+    return (f"{net}-{row['width']}, {row['syn_steps']} steps, IPC {row['ipc']}, batch {min(row['batch_syn'], 10 * row['ipc'])}"
+            + (" (the cpu profile's shapes)" if row.get("name") == "cpu" else ""))
+
+
+def markdown(result: dict | None, source: str = "benchmarks/endtoend.json") -> str:
+    """The performance page's table of a committed result (``--json``), or a line saying there is none."""
+    if result is None:
+        return (f"*Not measured yet: `{source}` is missing. `make bench OFFICIAL=<clone of Yongalls/SelMatch>` "
+                "measures it.*\n")
+    n = result["iterations"] - 1 - result["warmup"]
+    lines = [f"Measured {result['date'][:10]} on {result['cpu']} ({result['threads']} threads, torch "
+             f"{result['torch']}): {result['reps']} processes per side and case, alternating, {n} timed iterations "
+             "each; seconds per iteration as median [min–max] over every timed iteration, the speed-up as the "
+             "median [min–max] of the pairs' ratios of medians; peak = the process's maximum resident memory "
+             f"(source: `{source}`).", "",
+             "| case | official `distill.py`, s/iter | `selmatch distill`, s/iter | speed-up | peak GB, official | "
+             "peak GB, ours | ours / official memory |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {_describe(r)} | {_fmt(r['official_s'])} | {_fmt(r['ours_s'])} | {_fmt(r['speedup'])}× | "
+                     f"{r['official_peak_gb']['median']:.2f} | {r['ours_peak_gb']['median']:.2f} | "
+                     f"{r['memory_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                                   "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                                  "python": platform.python_version(), "settings": SHARED, "reps": a.reps,
+                                  "python": platform.python_version(), "shared": SHARED, "named": NAMED, "reps": a.reps,
                                   "iterations": a.iterations, "warmup": a.warmup, "rows": rows}, indent=1) + "\n")
     print(f"written {a.json}")
     return 0

@@ -1,0 +1,98 @@
+"""The end-to-end benchmark: an official-layout script run as a script, selmatch distill run as the user runs
+it, iterations timed the same way on both sides (a stand-in for the official clone here)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from benchmarks import endtoend
+
+# A stand-in for the official clone: its distill.py reads the arguments the benchmark passes, loads the dataset
+# through utils.get_dataset and the buffer the benchmark wrote, and steps an image and a syn_lr optimiser per
+# iteration, as the official script does.
+FAKE_DISTILL = '''
+import argparse, os, torch
+from utils import get_dataset, get_network
+p = argparse.ArgumentParser()
+for name in ("dataset", "device", "model", "buffer_path", "save_path", "initialize", "score"):
+    p.add_argument("--" + name)
+for name in ("Iteration", "syn_steps", "batch_syn", "expert_epochs", "max_start_epoch", "ipc", "num_eval"):
+    p.add_argument("--" + name, type=int)
+for name in ("lr_img", "lr_lr", "lr_init", "alpha", "beta"):
+    p.add_argument("--" + name, type=float)
+p.add_argument("--load_all", action="store_true")
+args = p.parse_args()
+assert os.path.exists("scores"), "run from inside the clone"
+channel, im_size, num_classes, _, _, _, dst_train, _, _ = get_dataset(args.dataset, None)
+assert len(dst_train) == 50000 and isinstance(dst_train[0][1], int)
+buffer = torch.load(os.path.join(args.buffer_path, args.dataset, args.model, "replay_buffer_0.pt"))
+net = get_network(args.model, channel, num_classes, im_size, dist=False)
+assert len(buffer) == 10 and all(torch.is_tensor(p) for p in buffer[0][0])   # ten trajectories of tensor lists
+assert net[0].out_channels == 4                       # its own ConvNet class at the case's width
+images = torch.zeros(4, requires_grad=True)
+syn_lr = torch.tensor(args.lr_init, requires_grad=True)
+opt_img, opt_lr = torch.optim.SGD([images], lr=1.0), torch.optim.SGD([syn_lr], lr=1.0)
+for it in range(args.Iteration + 1):
+    (images.sum() * syn_lr).backward()
+    opt_img.step(); opt_lr.step()
+    torch.linalg.norm(torch.ones(2, 3, 4, 5), dim=(1, 2, 3))
+'''
+
+FAKE_NETWORKS = '''
+import torch
+class ConvNet(torch.nn.Sequential):
+    def __init__(self, channel, num_classes, net_width, net_depth, net_act, net_norm, net_pooling, im_size=(32, 32)):
+        super().__init__(torch.nn.Conv2d(channel, net_width, 3))
+'''
+
+
+@pytest.fixture()
+def official(tmp_path):
+    root = tmp_path / "SelMatch"
+    (root / "scores").mkdir(parents=True)
+    (root / "distill.py").write_text(FAKE_DISTILL)
+    (root / "utils.py").write_text("def get_dataset(dataset, data_path):\n    raise RuntimeError('replaced')\n"
+                                   "def get_network(*a, **k):\n    raise RuntimeError('replaced at width != 128')\n")
+    (root / "networks.py").write_text(FAKE_NETWORKS)
+    return root
+
+
+def test_cases_parse_and_bad_ones_are_named():
+    case = endtoend.parse_case("convnet_bn/20")
+    assert (case["network"], case["syn_steps"], case["width"], case["ipc"]) == ("convnet_bn", 20, 128, 10)
+    assert endtoend.parse_case("convnet/5/32")["width"] == 32
+    assert endtoend.parse_case("cpu")["batch_syn"] == 128 and endtoend.parse_case("cpu")["width"] == 32
+    for bad in ("resnet/10", "convnet/0", "convnet", "convnet/10/32/5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="NETWORK/SYN_STEPS"):
+            endtoend.parse_case(bad)
+
+
+def test_each_case_has_a_preset_with_its_learning_rates():
+    for text in endtoend.DEFAULT_CASES:
+        assert endtoend._preset(endtoend.parse_case(text)) in ("cifar10-ipc250", "cpu")
+    with pytest.raises(ValueError, match="lr_init=0.5"):
+        endtoend._preset({**endtoend.SHARED, "lr_init": 0.5})
+
+
+def test_both_sides_are_timed_per_iteration_and_compared(official, tmp_path, shared_data):
+    case = {**endtoend.parse_case("convnet/1/4"), "ipc": 2}
+    rows = endtoend.compare(official, [case], reps=2, iterations=3, warmup=1, work=tmp_path / "work")
+    (row,) = rows
+    for code in ("official", "ours"):
+        assert len(row["runs"][code]) == 2
+        assert all(len(r["iteration_s"]) == 2 and len(r["timed_s"]) == 1 for r in row["runs"][code])
+        assert all(r["peak_gb"] > 0 for r in row["runs"][code])
+    assert row["speedup"]["n"] == 2 and row["speedup"]["min"] <= row["speedup"]["median"] <= row["speedup"]["max"]
+    synset = tmp_path / "work" / "ours-out" / "synset.npz"
+    assert synset.exists()                                      # selmatch distill ran as the user runs it
+    assert "ours" in endtoend.line(row) or "convnet/1/4" in endtoend.line(row)
+
+
+def test_the_driver_refuses_a_folder_without_distill_py(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        endtoend.main(["--official", str(tmp_path)])
+    assert "distill.py" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        endtoend.main(["--official", str(tmp_path), "--iterations", "2"])
