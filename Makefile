@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.selmatch-installed
 help:
 	@echo "make test   - create .venv if needed, install selmatch, run the tests"
 	@echo "make book   - create .venv if needed, execute the notebooks at PROFILE (default $(PROFILE)), build _build/html"
-	@echo "make bench  - measure speed and memory against the official code's figures (benchmarks/, about an hour at --reps 3)"
+	@echo "make bench  - measure speed and memory against the official code's figures (benchmarks/, about an hour at --reps 3);"
+	@echo "              OFFICIAL=<clone of Yongalls/SelMatch> also runs its distill.py end to end beside selmatch distill"
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -26,7 +27,7 @@ book: $(STAMP)
 	$(PY) -m selmatch.companion.book build --profile $(PROFILE)
 
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(if $(OFFICIAL),--official $(OFFICIAL))
 
 clean-book:
 	rm -rf _build

@@ -1,11 +1,13 @@
 """``make bench``: measure selmatch against the official code's figures and print ``targets met: K/N``.
 
-    python -m benchmarks [--reps 3] [--quick] [--only distill constant train book] [--json PATH]
+    python -m benchmarks [--reps 3] [--quick] [--only endtoend distill constant train book] [--json PATH]
                          [--official DIR]
 
-``--official DIR`` (or ``SELMATCH_OFFICIAL=DIR``) also times the official SelMatch training loop from a
-clone of github.com/Yongalls/SelMatch in the same run (``benchmarks.official``), and judges the
-throughput targets against it as well as against the figures the issue quotes.
+``--official DIR`` (or ``SELMATCH_OFFICIAL=DIR``; ``make bench OFFICIAL=DIR``) also times the official
+SelMatch code from a clone of github.com/Yongalls/SelMatch in the same run: its ``distill.py`` end to end
+against ``selmatch distill`` (``benchmarks.endtoend``: what a user runs; the table the performance page
+renders, written to ``benchmarks/endtoend.json``), and its training loop (``benchmarks.official``). The
+distillation rows below time one isolated iteration: a diagnostic, not the comparison.
 
 Each measurement runs in its own process (``benchmarks.workloads``) so its peak resident set size is
 its own; distillation ratios divide by a plain training step measured in the same process, on the
@@ -28,7 +30,7 @@ import torch
 from .targets import OFFICIAL, TARGETS, met
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("distill", "constant", "train", "book")
+PARTS = ("endtoend", "distill", "constant", "train", "book")
 
 
 def _run(args: list[str], module: str = "benchmarks.workloads") -> dict:
@@ -92,9 +94,27 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, dict] = {}
     rows: dict[str, dict] = {}
 
+    if "endtoend" in a.only:
+        if a.official is None or a.quick:
+            print("\nend to end against the official distill.py: not measured (needs --official DIR, not --quick)")
+        else:
+            from . import endtoend
+
+            print(f"\nend to end: the official distill.py against selmatch distill ({a.reps} processes per side, "
+                  "alternating; benchmarks.endtoend)")
+            print(endtoend.HEADER)
+            cases = [endtoend.parse_case(c) for c in endtoend.DEFAULT_CASES]
+            e2e = endtoend.compare(a.official, cases, a.reps, 7, 1, endtoend.WORK)
+            endtoend.write(endtoend.JSON, e2e, a.reps, 7, 1)
+            for row in e2e:
+                figures[f"endtoend/speedup/{row['name']}"] = row["speedup"]
+                figures[f"endtoend/memory/{row['name']}"] = _stats([row["memory_ratio"]])
+            rows["endtoend"] = e2e
+
     if "distill" in a.only or "constant" in a.only:
-        print("\ndistillation, CIFAR-10 shapes, IPC 10 (100 images), batch 100, DSA; memory modes as in "
-              "DistillConfig.memory: default, recompute (first block recomputed), constant")
+        print("\ndistillation, one isolated iteration (a diagnostic: the end-to-end comparison is above), CIFAR-10 "
+              "shapes, IPC 10 (100 images), batch 100, DSA; memory modes as in DistillConfig.memory: default, "
+              "recompute (first block recomputed), constant")
         print(f"{'network':<11} {'memory':<9} {'syn_steps':>9} {'plain ms':>14} {'unrolled s/step':>20} "
               f"{'ratio':>20} {'peak GB':>20}  official ratio / peak")
         cases = []

@@ -19,8 +19,8 @@ odd repetitions, ours first in even ones), each timing one side:
 * **ours**: ``selmatch distill`` (``selmatch.cli.main``) with the same settings.
 
 Both read the same ten expert trajectories of four epochs, trained once per network by ``selmatch``'s expert
-training on 500 images (what the experts learnt does not change the cost of an iteration; start epochs below 2
-keep them short) and written again in the official layout (one ``replay_buffer_0.pt`` of ten, as its
+training on 500 images in batches of 16 (what the experts learnt does not change the cost of an iteration; start
+epochs below 2 keep them short) and written again in the official layout (one ``replay_buffer_0.pt`` of ten, as its
 ``buffer.py`` writes them). Each process records the time at the end of every iteration through PyTorch's
 global optimiser hook (both codes step an SGD optimiser on ``syn_lr`` last in every iteration); its seconds
 per iteration are the differences, without the first ``--warmup`` of them (allocator and kernel warm-up).
@@ -28,7 +28,7 @@ Its peak memory is the process's maximum resident set size, dataset and experts 
 
 Cases: ``NETWORK/SYN_STEPS[/WIDTH]`` on the shared settings (:data:`SHARED`: CIFAR-10, IPC 10, alpha 0.5,
 beta 0.5 on the C-score window, width 128, DSA in the student, expert_epochs 2, lr_img 1000, lr_lr 1e-5,
-lr_init 0.001, a student batch of 125, i.e. the whole 100 images), or ``cpu``: the cpu profile's own shapes
+lr_init 0.001 (its distill.py's default), a student batch of 125, i.e. the whole 100 images), or ``cpu``: the cpu profile's own shapes
 (:data:`NAMED`).
 
 The result, per case: the medians of seconds per iteration with their ranges over every timed iteration of
@@ -58,10 +58,21 @@ SHARED = {"width": 128, "batch_syn": 125, "ipc": 10, "alpha": 0.5, "beta": 0.5, 
           "max_start_epoch": 2, "lr_img": 1000, "lr_lr": 1e-5, "lr_init": 0.001}
 # The cpu profile's own shapes (selmatch.settings.CPU: ConvNet width 32, batch 128, 10 steps, lr_init 0.01) at its
 # smallest subset (IPC 250, alpha 0.25, the window at 0.6).
-NAMED = {"cpu": {"network": "convnet", "syn_steps": 10, "width": 32, "batch_syn": 128, "ipc": 250, "alpha": 0.25,
-                 "beta": 0.6, "lr_init": 0.01}}
-DEFAULT_CASES = ("convnet/5", "convnet/10", "convnet/20", "convnet_bn/5", "convnet_bn/10", "convnet_bn/20", "cpu")
+NAMED = {"cpu": {"kind": "distill", "network": "convnet", "syn_steps": 10, "width": 32, "batch_syn": 128,
+                 "ipc": 250, "alpha": 0.25, "beta": 0.6, "lr_init": 0.01}}
+# Evaluation (training a fresh network on a selected set, then testing it), each code's own command: the official
+# eval.py on a C-score window against `selmatch evaluate` on the same window, DSA, one run of `epochs` epochs;
+# timed per training step (minibatch). At the cpu profile's shapes and at the paper's network (ResNet-18-BN; batch
+# 128, its eval.py's default and the paper profile's).
+EVAL = {"eval-cpu": {"kind": "evaluate", "model": "convnet", "width": 32, "batch": 128, "lr": 0.03, "ipc": 250,
+                     "beta": 0.6, "profile": "cpu", "epochs": 3},
+        "eval-paper": {"kind": "evaluate", "model": "resnet18_bn", "width": None, "batch": 128, "lr": 0.1, "ipc": 50,
+                       "beta": 0.6, "profile": "paper", "epochs": 3}}
+EVAL_NAMES = {"convnet": "ConvNet", "resnet18_bn": "ResNet18BN"}
+DEFAULT_CASES = ("convnet/5", "convnet/10", "convnet/20", "convnet_bn/5", "convnet_bn/10", "convnet_bn/20", "cpu",
+                 "eval-cpu", "eval-paper")
 JSON = ROOT / "benchmarks" / "endtoend.json"
+WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "selmatch-endtoend"      # experts and outputs, outside the checkout
 
 
 def parse_case(text: str) -> dict:
@@ -69,12 +80,14 @@ def parse_case(text: str) -> dict:
     shared settings with those changed."""
     if text in NAMED:
         return {**SHARED, **NAMED[text], "name": text}
+    if text in EVAL:
+        return {**EVAL[text], "name": text}
     parts = text.split("/")
     if not 2 <= len(parts) <= 3 or parts[0] not in NAMES or not all(p.isdigit() and int(p) >= 1 for p in parts[1:]):
         raise argparse.ArgumentTypeError(f"case {text!r}: expected NETWORK/SYN_STEPS[/WIDTH] with NETWORK one of "
                                          f"{', '.join(NAMES)} and whole numbers >= 1 (e.g. convnet/10), or one of "
-                                         f"{', '.join(NAMED)}")
-    case = {**SHARED, "network": parts[0], "syn_steps": int(parts[1]), "name": text}
+                                         f"{', '.join([*NAMED, *EVAL])}")
+    case = {**SHARED, "kind": "distill", "network": parts[0], "syn_steps": int(parts[1]), "name": text}
     if len(parts) == 3:
         case["width"] = int(parts[2])
     return case
@@ -82,15 +95,16 @@ def parse_case(text: str) -> dict:
 
 # ----------------------------------------------------------------------------- one side, in its own process
 
-def _clock() -> list[float]:
-    """Times at which an SGD optimiser of one 0-dimensional parameter (``syn_lr``) finished a step."""
+def _clock(kind: str) -> list[float]:
+    """Times at which an optimiser finished a step: for a distillation, the SGD optimiser of one 0-dimensional
+    parameter (``syn_lr``: once per iteration); for an evaluation, every step (once per minibatch)."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     marks: list[float] = []
 
     def hook(opt, args, kwargs):
-        if len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 1 \
-                and opt.param_groups[0]["params"][0].dim() == 0:
+        if kind == "evaluate" or (len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 1
+                                  and opt.param_groups[0]["params"][0].dim() == 0):
             marks.append(time.perf_counter())
 
     register_optimizer_step_post_hook(hook)
@@ -202,6 +216,55 @@ def run_ours(work: Path, case: dict, iterations: int) -> None:
         raise RuntimeError(f"selmatch distill exited with {rc}")
 
 
+def _official_eval_network(networks, utils, width: int | None):
+    """Its ``get_network``, with ConvNet at ``width`` from its own ``networks.ConvNet`` (its own builds 128)."""
+    own = utils.get_network
+
+    def get_network(model, channel, num_classes, im_size=(32, 32), dist=True):
+        if model == "ConvNet" and width is not None and width != 128:
+            return _official_network(networks, width)(model, channel, num_classes, im_size, dist)
+        return own(model, channel, num_classes, im_size, dist)
+    return get_network
+
+
+def run_official_eval(official: Path, work: Path, case: dict, epochs: int) -> None:
+    sys.path.insert(0, str(official))
+    import networks                                                 # the official modules
+    import utils
+
+    utils.get_dataset = lambda dataset, data_path: _local_cifar10()
+    utils.get_network = _official_eval_network(networks, utils, case["width"])
+    c = case
+    sys.argv = ["eval.py", "--dataset", "CIFAR10", "--device", "cpu", "--model", EVAL_NAMES[c["model"]],
+                "--method", "window", "--score", "cscore", "--ipc", str(c["ipc"]), "--beta", str(c["beta"]),
+                "--aug", "dsa", "--epoch_eval_train", str(epochs - 1), "--lr_net", str(c["lr"]),
+                "--batch_train", str(c["batch"]), "--Iteration", "1"]
+    os.chdir(official)
+    runpy.run_path(str(official / "eval.py"), run_name="__main__")
+
+
+def run_ours_eval(work: Path, case: dict, epochs: int) -> None:
+    from selmatch.cli import main
+
+    from selmatch.settings import get_profile
+
+    c = case
+    if get_profile(c["profile"]).eval.batch_size != c["batch"]:
+        raise ValueError(f"profile {c['profile']!r} evaluates in batches of {get_profile(c['profile']).eval.batch_size}, "
+                         f"not the case's {c['batch']}")
+    sel = work / f"window-{c['ipc']}-{c['beta']}.npz"
+    if not sel.exists():
+        if main(["select", "--dataset", "cifar10", "--no-download", "--score", "cscore", "--ipc", str(c["ipc"]),
+                 "--beta", str(c["beta"]), "--out", str(sel)]):
+            raise RuntimeError("selmatch select failed")
+    width = ["--width", str(c["width"])] if c["width"] else []
+    rc = main(["evaluate", "--dataset", "cifar10", "--no-download", "--selection", str(sel), "--profile", c["profile"],
+               "--model", c["model"], *width, "--epochs", str(epochs), "--lr", str(c["lr"]), "--aug", "dsa",
+               "--runs", "1", "--out", str(work / "ours-eval.json"), "--force"])
+    if rc:
+        raise RuntimeError(f"selmatch evaluate exited with {rc}")
+
+
 def side(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.endtoend side")
     p.add_argument("code", choices=["official", "ours"])
@@ -210,19 +273,25 @@ def side(argv: list[str]) -> int:
     p.add_argument("--case", type=json.loads, required=True, help="the case, as JSON")
     p.add_argument("--iterations", type=int, required=True)
     a = p.parse_args(argv)
-    marks = _clock()
+    kind = a.case.get("kind", "distill")
+    marks = _clock(kind)
     t0 = time.perf_counter()
     out, err = sys.stdout, sys.stderr
     with open(a.work / f"{a.code}.log", "a") as log:                 # their own printing, kept out of the JSON
         sys.stdout = sys.stderr = log
         try:
-            if a.code == "official":
+            if kind == "evaluate":
+                (run_official_eval if a.code == "official" else lambda o, *r: run_ours_eval(*r))(
+                    a.official, a.work, a.case, a.iterations)
+            elif a.code == "official":
                 run_official(a.official, a.work, a.case, a.iterations)
             else:
                 run_ours(a.work, a.case, a.iterations)
         finally:
             sys.stdout, sys.stderr = out, err
-    if len(marks) != a.iterations:
+    if kind == "evaluate" and len(marks) < 3:
+        raise RuntimeError(f"{a.code}: {len(marks)} training steps timed; too few")
+    if kind == "distill" and len(marks) != a.iterations:
         raise RuntimeError(f"{a.code}: {len(marks)} iterations timed, expected {a.iterations}")
     print(json.dumps({"code": a.code, "iteration_s": [b - c for b, c in zip(marks[1:], marks[:-1])],
                       "first_s": marks[0] - t0, "total_s": time.perf_counter() - t0,
@@ -250,7 +319,9 @@ def prepare(work: Path, case: dict) -> None:
         return
     ds = load_dataset("cifar10", download=False)
     ds = replace(ds, x_test=ds.x_test[:10], y_test=ds.y_test[:10])    # the accuracy is not what is timed
-    cfg = ExpertConfig(model=case["network"], width=case["width"], num_experts=10, max_per_class=50,
+    # batches of 16: two epochs are 64 steps, more than a student takes, as with real experts (whose epochs are
+    # hundreds of steps); experts of a few large steps make the student overshoot and the matching diverge
+    cfg = ExpertConfig(model=case["network"], width=case["width"], num_experts=10, max_per_class=50, batch_size=16,
                        epochs=case["max_start_epoch"] + case["expert_epochs"])
     expert_trajectories(ds, cfg, folder, resume=False, force=True)
     trajectories = []
@@ -268,20 +339,25 @@ def _stats(values: list[float]) -> dict:
 
 
 def _side(code: str, work: Path, official: Path, case: dict, iterations: int, warmup: int) -> dict:
+    iterations = case.get("epochs", iterations)             # an evaluation: its own number of epochs
     cmd = [sys.executable, "-m", "benchmarks.endtoend", "side", code, "--work", str(work), "--official", str(official),
            "--case", json.dumps(case), "--iterations", str(iterations)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode != 0:
         raise RuntimeError(f"{code} side of {case} failed (log: {work / (code + '.log')}):\n{r.stderr[-3000:]}")
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    out["timed_s"] = out["iteration_s"][warmup:]
+    # a distillation drops its first `warmup` iterations; an evaluation its first epoch's steps
+    skip = warmup if case.get("kind", "distill") == "distill" else -(-len(out["iteration_s"]) // iterations)
+    out["timed_s"] = out["iteration_s"][skip:]
     return out
 
 
 def compare(official: Path, cases: list[dict], reps: int, iterations: int, warmup: int, work: Path) -> list[dict]:
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
     for case in cases:
-        prepare(work, case)
+        if case.get("kind", "distill") == "distill":
+            prepare(work, case)
         runs = {"official": [], "ours": []}
         for rep in range(reps):                                        # A B, B A, A B, ...: drift falls on both
             order = ("official", "ours") if rep % 2 == 0 else ("ours", "official")
@@ -315,28 +391,68 @@ def line(row: dict) -> str:
 
 
 def _describe(row: dict) -> str:
+    if row.get("kind") == "evaluate":
+        width = f"-{row['width']}" if row["width"] else ""
+        return (f"{EVAL_NAMES[row['model']]}{width}, batch {row['batch']}, a window of IPC {row['ipc']}, DSA"
+                + (" (the cpu profile's shapes)" if row["profile"] == "cpu" else " (the paper's network)"))
     net = NAMES[row["network"]]
-    return (f"{net}-{row['width']}, {row['syn_steps']} steps, IPC {row['ipc']}, batch {min(row['batch_syn'], 10 * row['ipc'])}"
-            + (" (the cpu profile's shapes)" if row.get("name") == "cpu" else ""))
+    return (f"{net}-{row['width']}, {row['syn_steps']} steps, IPC {row['ipc']}, "
+            f"batch {min(row['batch_syn'], 10 * row['ipc'])}" + (" (the cpu profile's shapes)" if row.get("name") == "cpu"
+                                                                 else ""))
 
 
-def markdown(result: dict | None, source: str = "benchmarks/endtoend.json") -> str:
-    """The performance page's table of a committed result (``--json``), or a line saying there is none."""
+TARGET_SPEEDUP, TARGET_MEMORY = 2.0, 0.6        # benchmarks.targets judges the same bounds
+
+
+def markdown(result: dict | None, loop: dict | None = None, source: str = "benchmarks/endtoend.json") -> str:
+    """The performance page's table of a committed result (``--json``), the verdict against the targets, and,
+    given ``loop`` (``python -m benchmarks.profile_unroll --loop ... --json``), where our iteration's time goes
+    and the speed-up the official script's time would allow if everything but the convolutions cost nothing."""
     if result is None:
         return (f"*Not measured yet: `{source}` is missing. `make bench OFFICIAL=<clone of Yongalls/SelMatch>` "
                 "measures it.*\n")
-    n = result["iterations"] - 1 - result["warmup"]
-    lines = [f"Measured {result['date'][:10]} on {result['cpu']} ({result['threads']} threads, torch "
-             f"{result['torch']}): {result['reps']} processes per side and case, alternating, {n} timed iterations "
-             "each; seconds per iteration as median [min–max] over every timed iteration, the speed-up as the "
-             "median [min–max] of the pairs' ratios of medians; peak = the process's maximum resident memory "
-             f"(source: `{source}`).", "",
-             "| case | official `distill.py`, s/iter | `selmatch distill`, s/iter | speed-up | peak GB, official | "
-             "peak GB, ours | ours / official memory |", "|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
+    rows = [r for r in result["rows"] if r.get("kind", "distill") == "distill"]
+    evals = [r for r in result["rows"] if r.get("kind") == "evaluate"]
+    dates = sorted({r.get("date", result["date"])[:10] for r in result["rows"]})
+    lines = [f"Measured {' to '.join(dict.fromkeys([dates[0], dates[-1]]))} on {result['cpu']} ({result['threads']} "
+             f"threads, torch {result['torch']}), {result['reps']} processes per side and case, alternating. "
+             "Distillation: seconds per iteration (the first of each process dropped); evaluation: seconds per "
+             "training step (minibatch; the first epoch dropped); each as median [min–max] over every timed one of "
+             "every process, the speed-up as the median [min–max] of the pairs' ratios of medians; peak = the "
+             f"process's maximum resident memory, dataset and experts included (source: `{source}`).", "",
+             "| distillation | official `distill.py`, s/iter | `selmatch distill`, s/iter | speed-up | peak GB, "
+             "official | peak GB, ours | ours / official memory |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
         lines.append(f"| {_describe(r)} | {_fmt(r['official_s'])} | {_fmt(r['ours_s'])} | {_fmt(r['speedup'])}× | "
                      f"{r['official_peak_gb']['median']:.2f} | {r['ours_peak_gb']['median']:.2f} | "
                      f"{r['memory_ratio']:.2f} |")
+    if evals:
+        lines += ["", "| evaluation | official `eval.py`, s/step | `selmatch evaluate`, s/step | speed-up | peak GB, "
+                      "official | peak GB, ours |", "|---|---|---|---|---|---|"]
+        for r in evals:
+            lines.append(f"| {_describe(r)} | {_fmt(r['official_s'], 3)} | {_fmt(r['ours_s'], 3)} | "
+                         f"{_fmt(r['speedup'])}× | {r['official_peak_gb']['median']:.2f} | "
+                         f"{r['ours_peak_gb']['median']:.2f} |")
+    judged = [r for r in rows if r.get("name") in DEFAULT_CASES and r.get("name") != "cpu"]
+    fast = [r for r in judged if r["speedup"]["median"] >= TARGET_SPEEDUP]
+    small = [r for r in judged if r["memory_ratio"] <= TARGET_MEMORY]
+    lines += ["", f"Targets (the six default-mode cases): at least {TARGET_SPEEDUP:g}× the official speed — met in "
+                  f"{len(fast)} of {len(judged)}; at most {TARGET_MEMORY:g}× its peak memory — met in {len(small)} of "
+                  f"{len(judged)}."]
+    if loop:
+        lines += ["", f"Where our iteration's time goes (`python -m benchmarks.profile_unroll --loop`, one whole "
+                      f"`distill()` iteration under `torch.profiler`, {loop['date'][:10]}, {loop['cpu']}):", "",
+                  "| case | s/iter (profiled) | convolutions, s | everything else, s | convolutions' share | "
+                  "forward convolutions, GFLOP/s | official s/iter over our convolutions' s |",
+                  "|---|---|---|---|---|---|---|"]
+        for p in loop["rows"]:
+            match = [r for r in rows if (r["network"], r["syn_steps"], r["width"]) ==
+                     (p["network"], p["syn_steps"], p["width"]) and r["ipc"] == SHARED["ipc"]]
+            ceiling = f"{match[0]['official_s']['median'] / p['convolution_s']:.2f}×" if match else "–"
+            rate = f"{p['forward_conv_gflops']:.0f}" if p.get("forward_conv_gflops") else "–"
+            lines.append(f"| {NAMES[p['network']]}-{p['width']}, {p['syn_steps']} steps | {p['profiled_s']:.2f} | "
+                         f"{p['convolution_s']:.2f} | {p['other_s']:.2f} | {p['convolution_s'] / p['profiled_s']:.0%} | "
+                         f"{rate} | {ceiling} |")
     return "\n".join(lines) + "\n"
 
 
@@ -348,12 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--official", type=Path, default=os.environ.get("SELMATCH_OFFICIAL") or None,
                    help="a clone of github.com/Yongalls/SelMatch (default $SELMATCH_OFFICIAL)")
     p.add_argument("--cases", nargs="+", type=parse_case, default=[parse_case(c) for c in DEFAULT_CASES],
-                   help=f"NETWORK/SYN_STEPS (default: {' '.join(DEFAULT_CASES)})")
+                   help=f"NETWORK/SYN_STEPS[/WIDTH] or {' or '.join(NAMED)} (default: {' '.join(DEFAULT_CASES)})")
     p.add_argument("--reps", type=int, default=2, help="processes per side and case (default 2)")
     p.add_argument("--iterations", type=int, default=7, help="iterations per process (default 7)")
     p.add_argument("--warmup", type=int, default=1, help="timed differences dropped per process (default 1)")
-    p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "selmatch-endtoend",
-                   help="folder for the experts and both outputs (default $TMPDIR/selmatch-endtoend)")
+    p.add_argument("--work", type=Path, default=WORK, help=f"folder for the experts and both outputs (default {WORK})")
     p.add_argument("--json", type=Path, default=JSON, help=f"where the result goes (default {JSON.relative_to(ROOT)})")
     a = p.parse_args(argv)
     if a.official is None or not (a.official / "distill.py").exists():
@@ -370,13 +485,31 @@ def main(argv: list[str] | None = None) -> int:
           f"case, alternating, {a.iterations - 1 - a.warmup} timed iterations each: median [min–max]")
     print(HEADER, flush=True)
     rows = compare(a.official, a.cases, a.reps, a.iterations, a.warmup, a.work)
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps({"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                                  "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                                  "python": platform.python_version(), "shared": SHARED, "named": NAMED, "reps": a.reps,
-                                  "iterations": a.iterations, "warmup": a.warmup, "rows": rows}, indent=1) + "\n")
+    write(a.json, rows, a.reps, a.iterations, a.warmup)
     print(f"written {a.json}")
     return 0
+
+
+def write(path: Path, rows: list[dict], reps: int, iterations: int, warmup: int) -> None:
+    """Write ``rows`` to ``path``; rows of other cases already there, measured on the same CPU, are kept (a
+    case measured again replaces its row)."""
+    import torch
+
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    rows = [{**r, "date": now} for r in rows]
+    kept = []
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("cpu") == _cpu_name():
+            names = {r["name"] for r in rows}
+            kept = [{"date": old["date"], **r} for r in old["rows"] if r.get("name") not in names]
+    order = {name: i for i, name in enumerate(DEFAULT_CASES)}
+    merged = sorted(kept + rows, key=lambda r: order.get(r.get("name"), len(order)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"date": now, "cpu": _cpu_name(), "threads": torch.get_num_threads(),
+                                "torch": torch.__version__, "python": platform.python_version(), "shared": SHARED,
+                                "named": NAMED, "evaluation": EVAL, "reps": reps, "iterations": iterations,
+                                "warmup": warmup, "rows": merged}, indent=1) + "\n")
 
 
 def _cpu_name() -> str:

@@ -12,10 +12,16 @@ OFFICIAL = {
 
 # (key, description, comparison, bound): a figure passes when ``figure <comparison> bound``
 TARGETS = [
-    ("ratio/convnet/10", "distillation step ratio, ConvNet, syn_steps 10", "<=", 3.0),
-    ("ratio/convnet/20", "distillation step ratio, ConvNet, syn_steps 20", "<=", 3.0),
-    ("ratio/convnet_bn/10", "distillation step ratio, ConvNetBN, syn_steps 10", "<=", 3.5),
-    ("ratio/convnet_bn/20", "distillation step ratio, ConvNetBN, syn_steps 20", "<=", 3.5),
+    # What the user runs: the official distill.py end to end against selmatch distill, alternating processes
+    # (benchmarks.endtoend), on every default-mode case: at least twice as fast, in at most 0.6x its memory.
+    *[(f"endtoend/speedup/{net}/{steps}", f"end to end, {name}, {steps} steps: official s/iter / ours", ">=", 2.0)
+      for net, name in (("convnet", "ConvNet"), ("convnet_bn", "ConvNetBN")) for steps in (5, 10, 20)],
+    *[(f"endtoend/memory/{net}/{steps}", f"end to end, {name}, {steps} steps: our peak / official peak", "<=", 0.6)
+      for net, name in (("convnet", "ConvNet"), ("convnet_bn", "ConvNetBN")) for steps in (5, 10, 20)],
+    ("ratio/convnet/10", "isolated iteration: step ratio, ConvNet, syn_steps 10", "<=", 3.0),
+    ("ratio/convnet/20", "isolated iteration: step ratio, ConvNet, syn_steps 20", "<=", 3.0),
+    ("ratio/convnet_bn/10", "isolated iteration: step ratio, ConvNetBN, syn_steps 10", "<=", 3.5),
+    ("ratio/convnet_bn/20", "isolated iteration: step ratio, ConvNetBN, syn_steps 20", "<=", 3.5),
     ("peak_gb/default/20", "peak memory, default mode, ConvNet, syn_steps 20 (GB)", "<=",
      OFFICIAL["distill_peak_gb"]["convnet"][20] / 2),
     ("peak_gb/recompute/20", "peak memory, --memory recompute, ConvNet, syn_steps 20 (GB)", "<=",
@@ -35,11 +41,8 @@ TARGETS = [
      1.3),
     ("vs_official/compiled/expert_img_s/convnet_bn", "expert training ConvNetBN: ours / official code, same run",
      ">=", 1.3),
-    # A distillation iteration against the official one timed in the same run (1.02x / 1.39x measured
-    # before the fused blocks; the unrolled step's floor is about 2.3 plain steps).
-    ("vs_official/distill/convnet/10", "distillation iteration ConvNet, syn_steps 10: official s / ours", ">=", 1.6),
-    ("vs_official/distill/convnet_bn/20", "distillation iteration ConvNetBN, syn_steps 20: official s / ours", ">=",
-     1.6),
+    # (The isolated iteration against benchmarks.official's loop around the official functions is printed as a
+    # diagnostic, not judged: a user runs the whole script, judged end to end above.)
     ("book_cached_s", "make book with every result cached (s)", "<=", 600.0),
 ]
 

@@ -14,7 +14,8 @@ def test_target_comparisons():
     assert met(2.9, "<=", 3.0) and not met(3.1, "<=", 3.0)
     assert met(531, ">=", 530.4) and not met(500, ">=", 530.4)
     assert met(None, "<=", 1.0) is None
-    assert len({k for k, *_ in TARGETS}) == len(TARGETS) == 17
+    assert len({k for k, *_ in TARGETS}) == len(TARGETS) == 27
+    assert sum(k.startswith("endtoend/speedup/") for k, *_ in TARGETS) == 6        # every default-mode case
 
 
 @pytest.mark.parametrize("memory", ["default", "recompute", "constant"])

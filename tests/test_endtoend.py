@@ -40,6 +40,29 @@ for it in range(args.Iteration + 1):
     torch.linalg.norm(torch.ones(2, 3, 4, 5), dim=(1, 2, 3))
 '''
 
+FAKE_EVAL = '''
+import argparse, os, torch
+from utils import get_dataset, get_network
+p = argparse.ArgumentParser()
+for name in ("dataset", "device", "model", "method", "score", "aug"):
+    p.add_argument("--" + name)
+for name in ("ipc", "epoch_eval_train", "batch_train", "Iteration"):
+    p.add_argument("--" + name, type=int)
+for name in ("lr_net", "beta"):
+    p.add_argument("--" + name, type=float)
+args = p.parse_args()
+assert os.path.exists("scores"), "run from inside the clone"
+channel, im_size, num_classes, _, _, _, dst_train, _, _ = get_dataset(args.dataset, None)
+net = get_network(args.model, channel, num_classes, im_size, dist=False)
+opt = torch.optim.SGD(net.parameters(), lr=args.lr_net)
+n = args.ipc * num_classes
+for ep in range(args.epoch_eval_train + 1):                  # as its evaluate_synset: one epoch more
+    for start in range(0, n, args.batch_train):
+        x = torch.stack([dst_train[i][0] for i in range(start, min(n, start + args.batch_train))])
+        net(x).sum().backward()
+        opt.step()
+'''
+
 FAKE_NETWORKS = '''
 import torch
 class ConvNet(torch.nn.Sequential):
@@ -53,6 +76,7 @@ def official(tmp_path):
     root = tmp_path / "SelMatch"
     (root / "scores").mkdir(parents=True)
     (root / "distill.py").write_text(FAKE_DISTILL)
+    (root / "eval.py").write_text(FAKE_EVAL)
     (root / "utils.py").write_text("def get_dataset(dataset, data_path):\n    raise RuntimeError('replaced')\n"
                                    "def get_network(*a, **k):\n    raise RuntimeError('replaced at width != 128')\n")
     (root / "networks.py").write_text(FAKE_NETWORKS)
@@ -64,13 +88,14 @@ def test_cases_parse_and_bad_ones_are_named():
     assert (case["network"], case["syn_steps"], case["width"], case["ipc"]) == ("convnet_bn", 20, 128, 10)
     assert endtoend.parse_case("convnet/5/32")["width"] == 32
     assert endtoend.parse_case("cpu")["batch_syn"] == 128 and endtoend.parse_case("cpu")["width"] == 32
+    assert endtoend.parse_case("eval-paper")["kind"] == "evaluate" and endtoend.parse_case("eval-paper")["width"] is None
     for bad in ("resnet/10", "convnet/0", "convnet", "convnet/10/32/5"):
         with pytest.raises(argparse.ArgumentTypeError, match="NETWORK/SYN_STEPS"):
             endtoend.parse_case(bad)
 
 
 def test_each_case_has_a_preset_with_its_learning_rates():
-    for text in endtoend.DEFAULT_CASES:
+    for text in (c for c in endtoend.DEFAULT_CASES if c not in endtoend.EVAL):
         assert endtoend._preset(endtoend.parse_case(text)) in ("cifar10-ipc250", "cpu")
     with pytest.raises(ValueError, match="lr_init=0.5"):
         endtoend._preset({**endtoend.SHARED, "lr_init": 0.5})
@@ -96,3 +121,19 @@ def test_the_driver_refuses_a_folder_without_distill_py(tmp_path, capsys):
     assert "distill.py" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         endtoend.main(["--official", str(tmp_path), "--iterations", "2"])
+
+
+def test_evaluation_is_timed_per_training_step_on_both_sides(official, tmp_path, shared_data):
+    case = {**endtoend.parse_case("eval-cpu"), "width": 4, "ipc": 13, "batch": 64, "epochs": 2, "profile": "smoke",
+            "name": "eval-tiny"}
+    (row,) = endtoend.compare(official, [case], reps=1, iterations=7, warmup=1, work=tmp_path / "work")
+    for code in ("official", "ours"):
+        (run,) = row["runs"][code]
+        assert len(run["iteration_s"]) == 2 * 3 - 1            # 130 images in batches of 64, two epochs
+        assert len(run["timed_s"]) == 2                           # as many as an epoch has steps dropped
+    assert (tmp_path / "work" / "ours-eval.json").exists()       # selmatch evaluate ran as the user runs it
+    text = endtoend.markdown({"date": "2026-12-06T00:00:00", "cpu": "x", "threads": 2, "torch": "t", "reps": 1,
+                              "rows": [row]})
+    assert "| evaluation |" in text and "ConvNet-4, batch 64" in text
+    with pytest.raises(RuntimeError, match="batches of 64, not the case's 10"):
+        endtoend.compare(official, [{**case, "batch": 10}], reps=1, iterations=7, warmup=1, work=tmp_path / "work")

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from .status import bundle_results, paper_page, record_page_costs, summary_page, write_status
+from .status import bundle_results, endtoend_page, paper_page, record_page_costs, summary_page, write_status
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = "00_quickstart"
@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     write_status(ordered, ROOT / "book" / "status.md")
     record_page_costs(rows, args.profile)
     (ROOT / "book" / "paper.md").write_text(paper_page())
+    (ROOT / "book" / "_generated").mkdir(exist_ok=True)
+    (ROOT / "book" / "_generated" / "endtoend.md").write_text(endtoend_page())
     from .figures import write as write_figures
 
     write_figures(ROOT / "book" / "_generated")

@@ -99,6 +99,16 @@ def paper_page() -> str:
     return "\n".join(lines)
 
 
+def endtoend_page(root: Path = ROOT) -> str:
+    """The performance page's end-to-end table (the official ``distill.py`` against ``selmatch distill``),
+    rendered from the committed ``benchmarks/endtoend.json`` that ``make bench OFFICIAL=...`` writes."""
+    from benchmarks.endtoend import markdown                     # the harness owns its format
+
+    path, loop = root / "benchmarks" / "endtoend.json", root / "benchmarks" / "loop_profile.json"
+    return markdown(json.loads(path.read_text()) if path.exists() else None,
+                    json.loads(loop.read_text()) if loop.exists() else None)
+
+
 def first_compute_seconds(rows: list[dict]) -> list[float]:
     """Per notebook, the compute time of the results no earlier notebook read: what executing the book in
     order from an empty cache costs at each notebook (a result shared by several is charged once)."""
