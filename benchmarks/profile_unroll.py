@@ -28,8 +28,9 @@ CONVOLUTIONS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten:
 
 def loop_profile(network: str, syn_steps: int, width: int = 128) -> dict:
     """One whole ``distill()`` iteration (after one unprofiled) under ``torch.profiler``: its seconds, the self
-    time of the convolution operators and of everything else, and the forward convolutions' rate (the
-    profiler's FLOP count). Experts: two trajectories of random parameters near the network's own."""
+    time of the convolution operators and of everything else; and, from a one-step iteration profiled with the
+    profiler's FLOP count (which records shapes, so is kept out of the split), the forward convolutions' rate.
+    Experts: two trajectories of random parameters near the network's own."""
     from selmatch.artifacts import Trajectory
     from selmatch.distill import DistillConfig, distill
 
@@ -43,15 +44,17 @@ def loop_profile(network: str, syn_steps: int, width: int = 128) -> dict:
     kw = dict(num_classes=10, width=width, progress=False)
     cfg = DistillConfig(iterations=1, syn_steps=syn_steps, max_start_epoch=2, batch_syn=100)
     distill(x[:50], y[:50], x[50:], y[50:], experts, network, cfg=cfg, **kw)            # warm-up
-    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:          # the split: no shapes, the least overhead
         t0 = time.perf_counter()
         distill(x[:50], y[:50], x[50:], y[50:], experts, network, cfg=cfg, seed=1, **kw)
         seconds = time.perf_counter() - t0
     events = prof.key_averages()
     conv = sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTIONS) / 1e6
     total = sum(e.self_cpu_time_total for e in events) / 1e6
-    forward = [e for e in events if e.key in ("aten::conv2d", "aten::convolution") and e.flops]
-    flops = max((e.flops for e in forward), default=0)
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as counted:      # the rate: FLOPs need shapes
+        distill(x[:50], y[:50], x[50:], y[50:], experts, network, cfg=cfg.with_(syn_steps=1), seed=2, **kw)
+    events = counted.key_averages()
+    flops = sum(e.flops for e in events if e.key == "aten::conv2d" and e.flops)
     fwd_s = sum(e.self_cpu_time_total for e in events if e.key == "aten::mkldnn_convolution") / 1e6
     return {"network": network, "syn_steps": syn_steps, "width": width, "iteration_s": seconds,
             "profiled_s": total, "convolution_s": conv, "other_s": total - conv,
