@@ -1,6 +1,6 @@
 """selmatch.companion.pages.claims: each claim's verdict follows the paired rule on its page's data."""
-from selmatch.companion.pages.claims import (AS_CLAIMED, CLAIMS, FAILS, HOLDS, NO_DIRECTION, UNDECIDED, combine,
-                                             evaluate_claims)
+from selmatch.companion.pages.claims import (AGAINST, AS_CLAIMED, CLAIMS, FAILS, HOLDS, NO_DIRECTION, UNDECIDED,
+                                             _best_window_harder, combine, evaluate_claims)
 
 
 def ev(runs, val=None):
@@ -63,6 +63,30 @@ def test_coverage_claims_need_a_hundredth_to_decide_and_read_direction_only():
     trace["MTT"]["evals"]["60"]["coverage"] = cov(0.4, 0.5, 0.25)
     by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows, trace)}, "cifar10")}
     assert by["d"]["verdict"] == AS_CLAIMED and by["e"]["verdict"] == AS_CLAIMED
+    # SelMatch moves only α of its images: its fall is judged against α × MTT's (-0.0125 at α 0.25)
+    row["alpha"] = 0.25
+    by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows, trace)}, "cifar10")}
+    assert by["e"]["verdict"] == AS_CLAIMED and "α × MTT's = 0.25 × -0.050 = -0.01" in by["e"]["statistic"]
+    trace["SelMatch"]["evals"]["60"]["coverage"] = cov(0.4, 0.5, 0.288)       # -0.012: what α alone gives
+    by = {r["id"]: r for r in evaluate_claims({"03_coverage": (rows, trace)}, "cifar10")}
+    assert by["e"]["verdict"] == NO_DIRECTION
+
+
+def test_the_best_window_claim_is_decided_where_the_paper_makes_it():
+    """(b) is about 5–30 %: a harder best window at 1 % than at 5 % decides nothing, nor does one ratio alone."""
+    def rows(best: dict) -> list[dict]:
+        return [{"ipc": ipc, "beta": b, "start_mode": "fraction", "val": 1.0 if b == best[ipc] else 0.0}
+                for ipc in best for b in (0.2, 0.4, 0.6, 0.8)]
+
+    def verdict(best):
+        stat, verdict = _best_window_harder({"02_sliding_window": (rows(best), None)}, "cifar10")
+        return {"statistic": stat, "verdict": verdict}
+
+    b = verdict({50: 0.8, 250: 0.6, 500: 0.6})
+    assert b["verdict"] == NO_DIRECTION and "1% left out" in b["statistic"]
+    assert verdict({50: 0.8, 250: 0.6, 500: 0.4, 1000: 0.2})["verdict"] == AS_CLAIMED
+    assert verdict({50: 0.8, 250: 0.4})["verdict"] == NO_DIRECTION          # one ratio in range
+    assert verdict({250: 0.2, 500: 0.6})["verdict"] == AGAINST
 
 
 def test_the_hard_half_claim_is_the_narrowing_gap_with_both_halves_reported():

@@ -95,6 +95,17 @@ def profile_note(ctx, parameters: dict | None = None, notebook: str | None = Non
     show("\n\n".join(lines))
 
 
+def panels(n: int, width: float = 4.2, height: float = 3.4, cols: int = 2):
+    """A figure of ``n`` panels, at most ``cols`` side by side (wider figures are shrunk to the page's column
+    until their labels cannot be read), and the list of its ``n`` axes (the unused places hidden)."""
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
 def table(rows: list[list], header: list[str]) -> None:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from ..paper import fmt
-from ..report import ratio, show, table
+from ..report import panels, ratio, show, table
 from ..stats import RULE, paired, phrase
 from ..units import best_windows, Context, random_coverage, run, selmatch_run, window_coverage
 
 
 def coverage_vs_ipc(rows: list[dict], ctx):
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig, axes = panels(3, 4.2, 3.3)
     ipcs = [r["ipc"] for r in rows]
     for ax, part in zip(axes, ("all", "easy", "hard")):
         for name, style in (("random", ":^"), ("window", "-.d"), ("MTT", "--s"), ("SelMatch", "-o")):
@@ -80,7 +80,7 @@ def coverage(ctx: Context, ipcs: list[int], alpha: float, betas: list[float], ev
     rows = []
     for k, ipc in enumerate(ipcs):
         mtt, sm = next(dist), next(dist)
-        rows.append({"ipc": ipc, "beta": beta[ipc], "random": probes[k]["result"],
+        rows.append({"ipc": ipc, "alpha": alpha, "beta": beta[ipc], "random": probes[k]["result"],
                      "window": probes[len(ipcs) + k]["result"], "MTT": mtt["coverage"],
                      "SelMatch": sm["coverage"], "acc": {"MTT": mtt["final"], "SelMatch": sm["final"]}})
     trace = {"MTT": mtt, "SelMatch": sm}           # the largest IPC's, with its evaluations along the way

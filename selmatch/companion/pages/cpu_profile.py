@@ -111,18 +111,20 @@ def _curve(res: dict) -> list[tuple[int, float]]:
 
 def pilot_figure(pilots: list[dict], ctx):
     ipcs = sorted({p["ipc"] for p in pilots})
-    fig, axes = plt.subplots(2, len(ipcs), figsize=(4.8 * len(ipcs), 6), squeeze=False)
-    for col, ipc in enumerate(ipcs):
+    fig, axes = plt.subplots(len(ipcs), 2, figsize=(9.6, 3.2 * len(ipcs)), squeeze=False)   # a row per IPC
+    for row, ipc in enumerate(ipcs):
+        acc, los = axes[row]
         for p in (p for p in pilots if p["ipc"] == ipc):
-            axes[0][col].plot(*zip(*_curve(p)), "-o", label=p["experts"])
+            acc.plot(*zip(*_curve(p)), "-o", label=p["experts"])
             loss = p["loss"]
             w = max(1, len(loss) // 20)
             smooth = [sum(loss[i:i + w]) / len(loss[i:i + w]) for i in range(0, len(loss), w)]
-            axes[1][col].plot([i + w / 2 for i in range(0, len(loss), w)], smooth, label=p["experts"])
-        axes[0][col].set(title=f"MTT, IPC {ipc} ({ratio(ctx.dataset, ipc)})", xlabel="distillation iteration",
-                         ylabel="validation accuracy (%, 1 run)")
-        axes[1][col].set(xlabel="distillation iteration", ylabel="matching loss (mean over a window)")
-        for ax in (axes[0][col], axes[1][col]):
+            los.plot([i + w / 2 for i in range(0, len(loss), w)], smooth, label=p["experts"])
+        acc.set(title=f"MTT, IPC {ipc} ({ratio(ctx.dataset, ipc)})", xlabel="distillation iteration",
+                ylabel="validation accuracy (%, 1 run)")
+        los.set(title=f"matching loss, IPC {ipc}", xlabel="distillation iteration",
+                ylabel="matching loss (mean over a window)")
+        for ax in (acc, los):
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, title="experts", title_fontsize=7)
     fig.tight_layout()

@@ -11,7 +11,7 @@ from ..stats import paired, phrase
 from ..units import best_windows, Context, random_eval, run, selmatch_run
 
 
-def iteration_figure(rows: list[dict], ctx, per_row: int = 3):
+def iteration_figure(rows: list[dict], ctx, per_row: int = 2):
     """MTT's accuracy against distillation iteration (one run per point), beside its initialisation's band, at every
     IPC the page ran (where distillation helps and where it harms alike)."""
     n_rows = -(-len(rows) // per_row)

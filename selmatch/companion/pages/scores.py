@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from ..report import panels
 
 
 # What each score's histogram plots: the book's hardness is higher = harder, so the C-score is shown as 1 − C-score.
@@ -13,8 +14,8 @@ SCORE_TITLES = {"published cscore": "published C-score, as 1 − C-score",
 
 def score_histograms(res: dict):
     names = res["names"]
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 2.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = panels(len(names), 4.2, 2.8)
+    for ax, name in zip(axes, names):
         edges, counts = res["edges"][name], res["hist"][name]
         ax.stairs(counts, edges, fill=True, alpha=0.7)
         ax.set(title=SCORE_TITLES.get(name, name), xlabel="hardness (higher = harder)", ylabel="images")

@@ -3,18 +3,17 @@ conclusions).
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
 from ..paper import fmt, paper_value
-from ..report import ratio, show, table
+from ..report import panels, ratio, show, table
 from ..stats import RULE, paired, phrase
 from ..units import Context, best_on_val, run, random_eval, windows
 
 
 def window_curves(rows: list[dict], rand: dict, ctx):
     ipcs = sorted({r["ipc"] for r in rows})
-    fig, axes = plt.subplots(1, len(ipcs), figsize=(4.2 * len(ipcs), 3.4), squeeze=False)
-    for ax, ipc in zip(axes[0], ipcs):
+    fig, axes = panels(len(ipcs))
+    for ax, ipc in zip(axes, ipcs):
         for mode, style in (("fraction", "-o"), ("ipc", "--s")):
             pts = sorted((r["beta"], r["mean"], r["std"]) for r in rows if r["ipc"] == ipc and r["start_mode"] == mode)
             if pts:
@@ -25,7 +24,7 @@ def window_curves(rows: list[dict], rand: dict, ctx):
         ax.axhline(rm, color="0.5", lw=1)
         ax.set(title=f"IPC {ipc} ({ratio(ctx.dataset, ipc)})", xlabel="β (window start)", ylabel="test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
