@@ -135,6 +135,9 @@ def test_python_blocks_run_as_printed(path, index, code, tmp_path, shared_cache)
         env["SELMATCH_DATA"] = os.environ["SELMATCH_DATA_SHARED"]
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    if "window alone" in code:      # the library page's example says both sets end far above chance (10 %)
+        accs = [float(a) for a in re.findall(r"(\d+\.\d+) ± ", r.stdout)]
+        assert len(accs) == 2 and min(accs) > 30, r.stdout
 
 
 def test_no_reference_to_a_document_outside_the_repository():
