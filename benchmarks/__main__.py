@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                   "alternating; benchmarks.endtoend)")
             print(endtoend.HEADER)
             cases = [endtoend.parse_case(c) for c in endtoend.DEFAULT_CASES]
-            e2e = endtoend.compare(a.official, cases, a.reps, 7, 1, endtoend.WORK)
-            endtoend.write(endtoend.JSON, e2e, a.reps, 7, 1)
+            e2e = endtoend.compare(a.official, cases, a.reps, endtoend.ITERATIONS, endtoend.WARMUP, endtoend.WORK)
+            endtoend.write(endtoend.JSON, e2e, a.reps, endtoend.ITERATIONS, endtoend.WARMUP)
             for row in e2e:
                 figures[f"endtoend/speedup/{row['name']}"] = row["speedup"]
                 figures[f"endtoend/memory/{row['name']}"] = _stats([row["memory_ratio"]])
