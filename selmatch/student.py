@@ -79,16 +79,25 @@ def minibatches(n: int, batch: int | None, steps: int, g: torch.Generator) -> li
 def step_loss(model: nn.Module, layout: ParamLayout, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
               idx: torch.Tensor, g: torch.Generator | None, augmentation: str = "none") -> torch.Tensor:
     """Cross-entropy of the student with parameters ``theta`` on minibatch ``idx`` (augmented with ``g``)."""
-    xb = x[idx] if augmentation == "none" else augment(x[idx], augmentation, g)
-    return F.cross_entropy(functional_call(model, layout.unflatten(theta), (xb,)), y[idx])
+    return batch_loss(model, layout, theta, x[idx], y[idx], g, augmentation)
+
+
+def batch_loss(model: nn.Module, layout: ParamLayout, theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor,
+               g: torch.Generator | None, augmentation: str = "none") -> torch.Tensor:
+    """Cross-entropy of the student with parameters ``theta`` on the images ``xb`` (augmented with ``g``)."""
+    xb = xb if augmentation == "none" else augment(xb, augmentation, g)
+    return F.cross_entropy(functional_call(model, layout.unflatten(theta), (xb,)), yb)
 
 
 def unroll(model: nn.Module, layout: ParamLayout, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
            syn_lr: torch.Tensor, batches: list[torch.Tensor], g: torch.Generator | None = None,
            augmentation: str = "none") -> torch.Tensor:
     """``len(batches)`` differentiable SGD steps of the student from flat parameters ``theta``."""
-    for idx in batches:
-        grad = torch.autograd.grad(step_loss(model, layout, theta, x, y, idx, g, augmentation), theta,
+    # every step's images in one gather: its backward scatters into one set-sized zero tensor, not one per step
+    # (for ConvNet-32 at IPC 250, 10 steps, the nine saved were about 5 % of an iteration)
+    xs = torch.split(x[torch.cat(batches)], [len(i) for i in batches]) if batches else []
+    for idx, xb in zip(batches, xs):
+        grad = torch.autograd.grad(batch_loss(model, layout, theta, xb, y[idx], g, augmentation), theta,
                                    create_graph=True)[0]
         theta = theta - syn_lr * grad
     return theta
