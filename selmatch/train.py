@@ -68,7 +68,11 @@ def cosine_lr(step: int, total: int, lr: float, min_ratio: float) -> float:
 
 
 def _training_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    return torch.compile(model) if compile_enabled() else model
+    # dynamic=True: one graph, general in the batch size, from the first step. By default the first graph is
+    # specialised to the first batch's shape and a generic one replaces it at the first other shape, so which
+    # kernels a run used depended on what the process had compiled before it: the same set and seed gave two
+    # different first runs on two pages (issue: reproducible evaluation)
+    return torch.compile(model, dynamic=True) if compile_enabled() else model
 
 
 BatchHook = Callable[[int, torch.Tensor, torch.Tensor], None]     # (epoch, indices, logits)

@@ -43,3 +43,19 @@ def test_halves_split():
 def test_bad_runs():
     with pytest.raises(ValueError, match="runs=0"):
         evaluate(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), torch.zeros(1, 1, 28, 28), torch.tensor([0]), CFG, runs=0)
+
+
+@pytest.mark.parametrize("compiled", ["0", "1"])
+def test_evaluating_a_set_again_gives_the_same_accuracies(monkeypatch, compiled):
+    """The same set, seeds and configuration give the same accuracies whatever the process evaluated before
+    (another set, of another size): with SELMATCH_COMPILE=1 the first run once used kernels that depended on
+    what had been compiled before it, and one set gave two different first runs on two pages."""
+    monkeypatch.setenv("SELMATCH_COMPILE", compiled)
+    ds = load_dataset("mnist5k")
+    cfg = CFG.with_(epochs=3, augmentation="dsa")
+    test = dict(x_test=ds.normalize(ds.x_test[:500]), y_test=ds.y_test[:500], num_classes=10, progress=False)
+    a = selection_set(ds, random_subset(ds.y_train, 13, seed=0))[:2]
+    b = selection_set(ds, random_subset(ds.y_train, 7, seed=1))[:2]
+    first = evaluate(*a, cfg=cfg, runs=2, **test).runs
+    evaluate(*b, cfg=cfg.with_(batch_size=32), runs=1, **test)
+    assert evaluate(*a, cfg=cfg, runs=2, **test).runs == first
