@@ -87,3 +87,31 @@ def test_results_sharing_a_distillation_keep_their_own_evaluations(tmp_path, sha
         [e["accuracy"]["pixels"] for e in dsa["evals"].values()]                  # the same images
     assert comb["loss"] == dsa["loss"] and ckpt.stat().st_mtime_ns == written   # evaluated, not distilled again
     assert units.selmatch_run(ctx, 2, 1.0, 0.0, init="random", runs=1)["result"]["evals"] == {}
+
+
+def test_a_notebook_run_outside_the_runner_never_writes_the_committed_results(tmp_path, monkeypatch):
+    """With SELMATCH_RESULTS unset (plain papermill, Jupyter), a page reads the committed results and writes what
+    is new into rerun-PROFILE/results; the book's runner and `selmatch rerun` set SELMATCH_RESULTS."""
+    from selmatch.companion import units
+    from selmatch.companion.cache import cached
+
+    committed = tmp_path / "repo" / "results"
+    stored = cached("window", {"ipc": 1}, lambda: {"acc": 50.0}, committed / "smoke")
+    monkeypatch.setattr(units, "COMMITTED", committed)
+    monkeypatch.delenv("SELMATCH_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ctx = units.env_context(profile="smoke", dataset="mnist5k")       # mnist5k: embedded, for the provenance
+    before = sorted(p.name for p in (committed / "smoke").iterdir())
+
+    def never():
+        raise AssertionError("a committed result was computed again")
+
+    old = units._job(ctx, "window", {"ipc": 1}, never)()
+    assert old["cached"] and old["result"] == stored["result"]
+    new = units._job(ctx, "window", {"ipc": 2}, lambda: {"acc": 60.0})()
+    assert not new["cached"]
+    assert sorted(p.name for p in (committed / "smoke").iterdir()) == before          # nothing written there
+    assert [p.name for p in (tmp_path / "rerun-smoke" / "results" / "smoke").iterdir()] == [f"window-{new['key']}.json"]
+    monkeypatch.setenv("SELMATCH_RESULTS", str(tmp_path / "mine"))                      # pointed elsewhere
+    assert units.env_context(profile="smoke").root == tmp_path / "mine" / "smoke"
+    assert units.env_context(profile="smoke").read_root is None

@@ -70,6 +70,9 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
         jupytext.write(nb, src_ipynb)
         cache_log = Path(tmp) / "cache.log"
         os.environ["SELMATCH_CACHE_LOG"] = str(cache_log)
+        book_results = "SELMATCH_RESULTS" not in os.environ
+        if book_results:                  # the book's runner writes the committed results (env_context)
+            os.environ["SELMATCH_RESULTS"] = str(Path(cwd) / "results")
         t0 = time.perf_counter()
         error = None
         done = threading.Event()
@@ -82,6 +85,8 @@ def execute(src: Path, out: Path, parameters: dict, cwd: Path = ROOT, log: Path 
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         finally:
             os.environ.pop("SELMATCH_CACHE_LOG", None)
+            if book_results:
+                os.environ.pop("SELMATCH_RESULTS", None)
             done.set()
             watcher.join()
         seconds = time.perf_counter() - t0

@@ -60,8 +60,13 @@ def recompute_requested() -> bool:
 
 
 def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.PathLike = "results",
-           force: bool = False, provenance: Callable[[], dict] | None = None) -> dict:
+           force: bool = False, provenance: Callable[[], dict] | None = None,
+           read_also: str | os.PathLike | None = None) -> dict:
     """Return the stored result for ``(name, config)`` or compute, store and return it.
+
+    ``read_also``: a second folder read (never written) when ``root`` lacks the result, such as the committed
+    results under a notebook run outside the book's runner: what is committed is reused, what is new goes
+    to ``root``.
 
     The returned dict has ``result`` (what ``compute`` returned, arrays included), ``config``,
     ``version``, ``seconds``, ``created`` and ``cached`` (True if it was read from disk).
@@ -72,6 +77,8 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
     path = root / f"{name}-{key}.json"
     arrays_path = path.with_suffix(".npz")
     force = force or recompute_requested()
+    if read_also is not None and not path.exists() and (Path(read_also) / path.name).exists():
+        path, arrays_path = Path(read_also) / path.name, Path(read_also) / arrays_path.name
     if path.exists() and not force:
         record, arrays = _read(path, arrays_path)
         _verify(record, arrays, config, path)
@@ -79,6 +86,7 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
             record["result"]["arrays"] = arrays
         _log(record, True)
         return {**record, "cached": True}
+    path, arrays_path = root / f"{name}-{key}.json", root / f"{name}-{key}.npz"
     version = code_version()         # the code as the computation starts
     t0, c0 = time.perf_counter(), time.process_time()
     result = compute()
@@ -175,18 +183,21 @@ class Job:
     root: Path
     provenance: Callable[[], dict] | None = field(default=None, compare=False)
     prepare: Callable[[], object] | None = field(default=None, compare=False)
+    read_also: Path | None = None        # a folder read, never written (see :func:`cached`)
 
     @property
     def path(self) -> Path:
         return Path(self.root) / f"{self.name}-{config_key(self.config)}.json"
 
     def stored(self) -> bool:
-        return self.path.exists() and not recompute_requested()
+        also = self.read_also is not None and (Path(self.read_also) / self.path.name).exists()
+        return (self.path.exists() or also) and not recompute_requested()
 
     def record(self) -> dict:
         """The stored or computed record; a result that records that its input does not fit (a window past
         the end of its class) is returned as it is."""
-        return cached(self.name, self.config, self.compute, self.root, provenance=self.provenance)
+        return cached(self.name, self.config, self.compute, self.root, provenance=self.provenance,
+                      read_also=self.read_also)
 
     def __call__(self) -> dict:
         """The record, or a ``ValueError`` with the reason its input was refused."""

@@ -55,6 +55,10 @@ def cost_note(notebook: str, results_root: str = "results") -> None:
     parts = []
     for profile in ("smoke", "cpu"):
         path = Path(results_root) / f"pages-{profile}.json"
+        if not path.exists():                   # a notebook run outside the book's runner: the committed record
+            from .units import COMMITTED
+
+            path = COMMITTED / path.name
         cost = json.loads(path.read_text()).get(notebook) if path.exists() else None
         if cost:
             parts.append(f"at `{profile}` {_minutes(cost['alone_seconds'])} ({cost['results']} results)")

@@ -39,6 +39,8 @@ class Context:
     device: str = "cpu"
     results: str = "results"     # small, committed results: <results>/<profile>/<name>-<hash>.json
     runs: str = "runs"           # large artifacts, not committed
+    read: str | None = None      # results read but never written (the committed ones, for a notebook run outside
+                                 # the book's runner: :func:`env_context`)
 
     @property
     def prof(self) -> Profile:
@@ -47,6 +49,10 @@ class Context:
     @property
     def root(self) -> Path:
         return Path(self.results) / self.profile
+
+    @property
+    def read_root(self) -> Path | None:
+        return None if self.read is None else Path(self.read) / self.profile
 
     def base(self) -> dict:
         """What every result depends on. Each unit adds the parts of the profile it uses (:meth:`evaluation`,
@@ -90,7 +96,7 @@ def _job(ctx: Context, name: str, config: dict, compute, prepare=None) -> Job:
     """A job under the context's results folder, recording which copy of the data was used and where the
     result was computed. The data source is deliberately not part of the key (a rebuild from committed
     results needs no data); to compute on another copy, point ``SELMATCH_RESULTS`` at a new folder."""
-    return Job(name, config, compute, ctx.root, prepare=prepare,
+    return Job(name, config, compute, ctx.root, prepare=prepare, read_also=ctx.read_root,
                provenance=lambda: {"data": dataset(ctx.dataset).source,
                                    "fingerprint": dataset(ctx.dataset).fingerprint[:16], **provenance(ctx.device)})
 
@@ -446,9 +452,21 @@ def results_root(default: str | os.PathLike = "results") -> Path:
     return Path(os.environ.get("SELMATCH_RESULTS", default))
 
 
+PLAIN_RUN = "rerun-{profile}"       # where a notebook run outside the book's runner writes (as `selmatch rerun`)
+COMMITTED = Path(__file__).resolve().parents[2] / "results"     # the checkout's committed results
+
+
 def env_context(**overrides) -> Context:
-    """A context whose roots may be moved by ``SELMATCH_RESULTS`` / ``SELMATCH_RUNS`` (tests use this)."""
+    """The context of a notebook: results in ``SELMATCH_RESULTS`` and large artifacts in ``SELMATCH_RUNS``.
+
+    The book's runner and ``selmatch rerun`` set ``SELMATCH_RESULTS``. A notebook run any other way (plain
+    papermill, Jupyter) with it unset never writes into the committed ``results/``: it reads them, and writes
+    what is new into ``rerun-PROFILE/results`` (the folder ``selmatch rerun`` uses). Expert trajectories and
+    other large artifacts go to ``SELMATCH_RUNS`` (default ``runs/``, never committed) either way."""
     roots = {"results": str(results_root()), "runs": os.environ.get("SELMATCH_RUNS", "runs")}
+    if "SELMATCH_RESULTS" not in os.environ:
+        folder = Path(PLAIN_RUN.format(profile=overrides.get("profile", Context.profile)))
+        roots.update(results=str(folder / "results"), read=str(COMMITTED))
     return Context(**{**roots, **overrides})
 
 
