@@ -313,8 +313,10 @@ def large_ipc_conclusions(rows: list[dict], ctx) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m selmatch.companion.pages.cpu_profile --profile cpu --ipc 500 --arms start late ...``: compute
-    the large-IPC pilot's arms in order (resumable: each finished arm is cached)."""
+    """``SELMATCH_RESULTS=results python -m selmatch.companion.pages.cpu_profile --profile cpu --ipc 500 --arms
+    start late ...``: compute the large-IPC pilot's arms in order (resumable: each finished arm is cached; without
+    ``SELMATCH_RESULTS`` the new results go to ``rerun-cpu/results``, see :func:`~..units.env_context`). An arm
+    whose distillation diverges is reported and the next one runs."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
