@@ -309,6 +309,12 @@ def large_ipc_conclusions(rows: list[dict], ctx) -> None:
                      + (f"Of {len(tried)} arm(s), {len(up)} end above it ({', '.join(up) or 'none'}); the highest, "
                         f"{best['arm']}: {phrase(paired(best['final'], start), best['arm'], 'the start')}."
                         if best else "No arm has run yet."))
+        by = {r["arm"]: r for r in tried}
+        if "near" in by and "profile" in by and paired(by["near"]["final"], start).verdict == "below":
+            p = paired(by["near"]["final"], by["profile"]["final"])
+            lines.append(f"  A target one expert epoch ahead: {phrase(p, 'near', 'the profile')}; it still ends below "
+                         "its start, so the hypothesis that the student reaches too little of the target is "
+                         + ("refuted in that form here." if p.verdict != "above" else "not refuted here: it helps."))
     show("\n".join(lines) + f"\n\n**Verdict rule.** {RULE}")
 
 
