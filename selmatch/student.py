@@ -94,8 +94,13 @@ def unroll(model: nn.Module, layout: ParamLayout, theta: torch.Tensor, x: torch.
            augmentation: str = "none") -> torch.Tensor:
     """``len(batches)`` differentiable SGD steps of the student from flat parameters ``theta``."""
     # every step's images in one gather: its backward scatters into one set-sized zero tensor, not one per step
-    # (for ConvNet-32 at IPC 250, 10 steps, the nine saved were about 5 % of an iteration)
-    xs = torch.split(x[torch.cat(batches)], [len(i) for i in batches]) if batches else []
+    # (for ConvNet-32 at IPC 250, 10 steps, the nine saved were about 5 % of an iteration). Only when no image
+    # appears twice: the scatter of repeated indices adds in an order that varies from run to run
+    every = torch.cat(batches) if batches else None
+    if every is not None and every.unique().numel() == every.numel():
+        xs = torch.split(x[every], [len(i) for i in batches])
+    else:
+        xs = [x[i] for i in batches]
     for idx, xb in zip(batches, xs):
         grad = torch.autograd.grad(batch_loss(model, layout, theta, xb, y[idx], g, augmentation), theta,
                                    create_graph=True)[0]
