@@ -4,6 +4,7 @@
 |---|---|---|
 | selection | ``.npz``: ``select_idx``, ``distill_idx``, ``scores``, ``params`` | ``selmatch select`` |
 | synthetic set | ``synset.npz``: ``images``, ``labels``, ``is_distilled``, ``source_idx``, ``syn_lr``, ``config`` | ``selmatch distill`` |
+| synthetic set, 8-bit | the same, ``images`` as ``uint8`` pixels with the ``mean``/``std`` that normalise them | the book's downloads |
 | expert trajectory | ``expert_0000.pt``: ``names``, ``shapes``, ``params [epochs+1, P]``, ``test_acc``, ``config`` | ``selmatch experts`` |
 | distillation checkpoint | ``checkpoint.pt``: iteration, images, ``syn_lr``, optimisers, generator, history | ``selmatch distill`` |
 | score record | ``.npz``: ``scores`` (forgetting), ``labels``, ``forgetting_test``, ``el2n``, histories, ``params`` | ``selmatch scores`` |
@@ -195,10 +196,42 @@ def save_synset(path, images: torch.Tensor, labels: torch.Tensor, is_distilled: 
         "syn_lr": np.float32(syn_lr), "config": np.array(json.dumps(config))})
 
 
+def save_synset_uint8(path, synset: SynSet, mean, std, **extra) -> dict:
+    """Write ``synset`` with its images as 8-bit pixels (a download a few MB in size): pixels are de-normalised
+    with ``mean``/``std`` (per channel), clipped to [0, 1] and rounded, so a distilled pixel outside the real
+    images' range is cut. :func:`load_synset` reads it back as normalised floats. Returns what was written:
+    the file's size in bytes and the fraction of pixels clipped."""
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    sd = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    raw = synset.images.detach().cpu().float() * sd + m
+    clipped = float(((raw < 0) | (raw > 1)).float().mean())
+    pixels = (raw.clamp(0, 1) * 255).round().to(torch.uint8)
+    config = {**synset.config, **extra, "uint8_clipped_fraction": clipped}
+    out = _save_npz(path, "synset", {
+        "images": pixels.numpy(), "mean": np.asarray(mean, np.float32), "std": np.asarray(std, np.float32),
+        "labels": synset.labels.cpu().numpy(), "is_distilled": synset.is_distilled.cpu().numpy(),
+        "source_idx": (synset.source_idx if synset.source_idx is not None else torch.full_like(synset.labels, -1)).numpy(),
+        "syn_lr": np.float32(synset.syn_lr if synset.syn_lr is not None else np.nan),
+        "config": np.array(json.dumps(config))})
+    return {"bytes": out.stat().st_size, "clipped": clipped}
+
+
 def load_synset(path) -> SynSet:
+    """A synthetic set as normalised float images: from ``selmatch distill`` (float pixels) or a download
+    (8-bit pixels with their ``mean``/``std``)."""
     z = _open_npz(path, "synset", ("images", "labels", "is_distilled"), "write one with `selmatch distill`")
     if z["labels"].ndim != 1 or z["labels"].dtype.kind not in "iu":
         raise ArtifactError(f"{path}: labels must be a 1-D array of integers, got {z['labels'].dtype} {z['labels'].shape}")
+    if z["images"].dtype == np.uint8:
+        if "mean" not in z or "std" not in z:
+            raise ArtifactError(f"{path}: 8-bit images without the mean and std that normalise them; download the "
+                                "file again")
+        c = z["images"].shape[1] if z["images"].ndim == 4 else 0
+        if z["mean"].shape != (c,) or z["std"].shape != (c,) or not (z["std"] > 0).all():
+            raise ArtifactError(f"{path}: mean/std must be positive per-channel vectors of length {c}, got "
+                                f"{z['mean'].shape} / {z['std'].shape}")
+        z["images"] = ((z["images"].astype(np.float32) / 255 - z["mean"].reshape(1, -1, 1, 1))
+                       / z["std"].reshape(1, -1, 1, 1))
     if z["images"].dtype.kind != "f" or not np.isfinite(z["images"]).all():
         raise ArtifactError(f"{path}: images must be finite floats (found {z['images'].dtype}"
                             f"{'' if z['images'].dtype.kind != 'f' else ', NaN or infinite pixels'})")

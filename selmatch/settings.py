@@ -241,10 +241,11 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "max_epochs": [10, 20], "expert_variants": [{}, {"max_per_class": 20}],
                            "distill_ipcs": [10], "pilot_iterations": 3,
                            "large_ipcs": [10], "large_arms": ["profile", "late", "lr_small"]},
-        "09_crossover": {"ipcs": [1, 10, 20], "betas": [0.0, 0.5], "eval_at": [0, 3]},
+        "09_crossover": {"ipcs": [1, 10, 20], "betas": [0.0, 0.5], "eval_at": [0, 3], "download_mb": 1.0},
     },
     "cpu": {   # windows at 250 and 500 come from 02's sweep; 04 sweeps α at two ratios and the distillation budget
-        "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.4]},
+        "02_sliding_window": {"ipcs": [50, 250, 500, 1000, 1500], "betas": [0.0, 0.1, 0.2, 0.4, 0.6, 0.8],
+                              "code_betas": [0.4]},
         "03_coverage": {"ipcs": [250, 500], "betas": [0.6, 0.8], "alpha": 0.25, "eval_at": [0, 100, 200, 300]},
         "04_ablations": {"ipcs": [250, 500], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25,
                          "distill_budgets": [[100, 10], [300, 10], [900, 10], [100, 30], [300, 30]]},
@@ -257,7 +258,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "distill_ipcs": [10, 250], "pilot_iterations": 300,
                            # the large-IPC pilot's arms with committed results (selmatch.companion.pages.cpu_profile)
                            "large_ipcs": [500], "large_arms": ["profile", "late", "lr_small", "near", "syn_lr"]},
-        "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300]},
+        "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300],
+                         "download_mb": 2.0},
     },
     "paper": {   # the paper's budgets and sweeps (a GPU's work: see the main-results page)
         "02_sliding_window": {"ipcs": [250, 500, 1000, 1500], "betas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
@@ -272,7 +274,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "distill_ipcs": [250], "pilot_iterations": 1000,
                            "large_ipcs": [], "large_arms": []},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500, 1000], "betas": [0.2, 0.5, 0.8],
-                         "eval_at": [0, 1000, 5000, 10000]},
+                         "eval_at": [0, 1000, 5000, 10000], "download_mb": 2.0},
     },
 }
 

@@ -116,3 +116,31 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     stale.write_text("half")
     atomic_write(tmp_path / "out.txt", lambda p: p.write_text("done"))
     assert sorted(os.listdir(tmp_path)) == ["out.txt"]
+
+
+def test_an_8bit_download_reads_back_as_the_set_to_within_one_grey_level(tmp_path):
+    """A download stores pixels as 8 bits with the mean/std that normalise them: read back, each image equals the
+    original to within half a grey level where it lay inside the real range, and is clipped where it did not (the
+    clipped fraction is written in its config); a file without its mean/std is one clear error."""
+    from selmatch.artifacts import SynSet, load_synset, save_synset_uint8
+
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    g = torch.Generator().manual_seed(0)
+    raw = torch.rand(6, 3, 4, 4, generator=g)
+    raw[0, 0, 0, 0], raw[1, 2, 3, 3] = 1.7, -0.4                       # two distilled pixels outside [0, 1]
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    syn = SynSet((raw - m) / s, torch.arange(6) % 3, torch.arange(6) >= 2, torch.arange(6) * 7, 0.01, {"ipc": 2})
+    info = save_synset_uint8(tmp_path / "d.npz", syn, mean, std, profile="cpu")
+    back = load_synset(tmp_path / "d.npz")
+    assert back.images.dtype == torch.float32 and torch.equal(back.labels, syn.labels)
+    assert torch.equal(back.is_distilled, syn.is_distilled) and torch.equal(back.source_idx, syn.source_idx)
+    pixels = back.images * s + m
+    assert (pixels - raw.clamp(0, 1)).abs().max() <= 0.5 / 255 + 1e-6
+    assert pixels[0, 0, 0, 0] == 1.0 and pixels[1, 2, 3, 3] == 0.0
+    assert info["clipped"] == pytest.approx(2 / raw.numel()) and back.config["uint8_clipped_fraction"] == info["clipped"]
+    assert back.config["ipc"] == 2 and back.config["profile"] == "cpu" and info["bytes"] == (tmp_path / "d.npz").stat().st_size
+    with np.load(tmp_path / "d.npz") as z:
+        arrays = {k: z[k] for k in z.files if k not in ("mean", "std")}
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ArtifactError, match="without the mean and std"):
+        load_synset(tmp_path / "bad.npz")

@@ -126,3 +126,35 @@ def test_no_result_is_typed_into_a_notebooks_prose(name):
     typed = [(m.group(0), line.strip()[:90]) for c in nb.cells if c.cell_type == "markdown"
              for line in c.source.splitlines() for m in HAND_TYPED.finditer(line)]
     assert not typed, f"{name}: results typed into prose (print them from the results instead): {typed}"
+
+
+def test_no_page_types_a_value_of_its_own_grid_in_its_prose():
+    """The class of error that kept coming back: prose stating a parameter value the page did not run (α "fixed
+    at 0.25" where the page chose from two). A page's prose (outside code, before its exercises) may not type a
+    value of its grid next to the parameter's symbol, at any profile; such sentences are generated from the
+    page's parameters. The definitional endpoints α = 0 and α = 1 are allowed."""
+    import re
+
+    from selmatch.settings import NOTEBOOK_GRIDS, page_grid
+
+    symbol = {"alpha": "α", "alphas": "α", "alpha_fixed": "α", "beta": "β", "betas": "β", "code_betas": "β",
+              "ipcs": "IPC", "large_ipcs": "IPC", "small_ipcs": "IPC", "budget_ipcs": "IPC", "distill_ipcs": "IPC"}
+
+    def values(v):
+        if isinstance(v, list):
+            for x in v:
+                yield from values(x)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and v not in (0, 1):
+            yield v
+
+    found = []
+    for path in sorted((ROOT / "notebooks").glob("[0-9]*.md")):
+        prose = re.sub(r"```.*?```", "", path.read_text(), flags=re.S).split("## Exercises")[0]
+        for profile in NOTEBOOK_GRIDS:
+            if path.stem not in NOTEBOOK_GRIDS[profile]:
+                continue
+            for name, v in page_grid(path.stem, profile).items():
+                for x in set(values(v)) if name in symbol else ():
+                    typed = re.compile(rf"{symbol[name]}\s*(=|≈|of|is|fixed at|∈\s*\{{[^}}]*)?\s*{re.escape(str(x))}(?![\d.])")
+                    found += [f"{path.name} ({profile}, {name}): …{m.group(0)}…" for m in typed.finditer(prose)]
+    assert not found, "prose types a value of the page's grid (generate the sentence instead):\n" + "\n".join(found)

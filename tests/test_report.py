@@ -13,7 +13,7 @@ def test_main_table_labels_full_dataset_numbers_as_orientation(monkeypatch):
     shown = []
     monkeypatch.setattr(page, "show", shown.append)
     monkeypatch.setattr(report, "show", shown.append)       # the tables the page prints through report.table
-    r = {"mean": 30.0, "std": 1.0, "runs": [29, 30, 31], "beta": 0.6, "alpha": 0.25}
+    r = {"mean": 30.0, "std": 1.0, "runs": [29, 30, 31], "beta": 0.6, "alpha": 0.25, "augmentation": "dsa"}
     by = {m: r for m in page.METHODS}
     page.main_table({50: by}, SimpleNamespace(dataset="tinyimagenet-c10", profile="cpu"))
     page.main_table({250: by}, SimpleNamespace(dataset="cifar10", profile="cpu"))
@@ -75,3 +75,95 @@ def test_distillation_budgets_are_judged_against_the_profiles_own_budget(monkeyp
     assert "Of 2 larger budget(s), 1 is above the reference and 0 below: more distillation helps here." in text
     page.distill_budget_table(rows, ctx)
     assert shown[-1].count("| – |") == 1                                  # the reference row has no difference
+
+
+def _acc(runs, augmentation, fraction=None, **extra):
+    return {"mean": sum(runs) / len(runs), "std": 0.5, "runs": runs, "augmentation": augmentation,
+            "distilled_fraction": fraction, **extra}
+
+
+def test_the_main_table_says_when_its_columns_mix_augmentations(monkeypatch):
+    """A table whose rows were evaluated with different augmentations says so, naming each column's; one whose
+    rows share one says that; a row that does not record its augmentation cannot be put in the table."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from selmatch.companion import report
+    from selmatch.companion.pages import main_results as page
+
+    shown = []
+    monkeypatch.setattr(page, "show", shown.append)
+    monkeypatch.setattr(report, "show", shown.append)
+    ctx = SimpleNamespace(dataset="cifar10", profile="cpu")
+    runs = [60.0, 61.0, 62.0]
+    paper = {"Random": _acc(runs, "dsa"), "Sliding window": _acc(runs, "dsa", beta=0.6),
+             "MTT": _acc(runs, "combined", 1.0), "SelMatch": _acc(runs, "combined", 0.25, alpha=0.25)}
+    page.main_table({250: paper}, ctx)
+    note = shown[-1]
+    assert "different augmentations" in note
+    assert "Random: DSA, one family per batch" in note and "MTT: DSA with one family per image" in note
+    assert "SelMatch: crop + flip on real images, DSA with one family per image on distilled ones" in note
+    same = {m: _acc(runs, "dsa", beta=0.6, alpha=0.25) for m in page.METHODS}
+    page.main_table({250: same}, ctx)
+    assert "different" not in shown[-1] and "the same augmentation (DSA, one family per batch)" in shown[-1]
+    same["MTT"] = {k: v for k, v in same["MTT"].items() if k != "augmentation"}
+    with pytest.raises(ValueError, match="augmentation=None"):
+        page.main_table({250: same}, ctx)
+
+
+def test_the_decomposition_splits_selmatch_minus_the_window_into_augmentation_and_distillation(monkeypatch):
+    """(2) − (1) is the augmentation's part, (3) − (2) the distillation's, and the two add up to (3) − (1); the
+    caption names the augmentation of each step."""
+    from types import SimpleNamespace
+
+    from selmatch.companion import report
+    from selmatch.companion.pages import main_results as page
+    from selmatch.companion.stats import paired
+
+    shown = []
+    monkeypatch.setattr(page, "show", shown.append)
+    monkeypatch.setattr(report, "show", shown.append)
+    ctx = SimpleNamespace(dataset="cifar10", profile="cpu")
+    window = _acc([60.0, 61.0, 62.0, 61.5, 60.5], "dsa")
+    start = _acc([61.2, 62.1, 63.3, 62.6, 61.8], "combined", 0.25)
+    end = _acc([61.0, 62.4, 63.0, 62.9, 62.1], "combined", 0.25)
+    r0, m0, m = _acc([50.0] * 4 + [51.0], "dsa"), _acc([49.0, 49.5, 49.1, 48.8, 50.2], "combined", 1.0), \
+        _acc([46.0, 46.1, 45.9, 45.5, 46.8], "combined", 1.0)
+    parts = {250: {"SelMatch": (window, start, end), "MTT": (r0, m0, m)}}
+    page.decomposition_table(parts, "SelMatch", ctx)
+    table, caption = shown[-2:]
+    row = table.splitlines()[-1]
+    assert str(paired(start, window)) in row and str(paired(end, start)) in row and str(paired(end, window)) in row
+    assert paired(start, window).diff + paired(end, start).diff == pytest_approx(paired(end, window).diff)
+    assert "Augmentation of (1): DSA, one family per batch" in caption and "crop + flip on real images" in caption
+    page.decomposition_table(parts, "MTT", ctx)
+    assert "every image is distilled" in shown[-1] and "below" in shown[-2]          # MTT harms its own start here
+    page.decomposition_conclusions(parts, ctx)
+    assert f"the distillation {paired(end, start)}" in shown[-1]
+
+
+def pytest_approx(x):
+    import pytest
+
+    return pytest.approx(x, abs=1e-9)
+
+
+def test_too_short_is_refuted_only_when_no_larger_budget_helps_and_some_harm():
+    from types import SimpleNamespace
+
+    from selmatch.companion.pages.ablations import too_short_verdict
+
+    ctx = SimpleNamespace(setting=lambda ipc: SimpleNamespace(distill=SimpleNamespace(iterations=300, syn_steps=10)))
+    base = [50.0, 51.0, 52.0, 53.0, 54.0]
+
+    def row(it, shift):
+        runs = [r + shift + 0.1 * k for k, r in enumerate(base)]
+        return {"method": "MTT", "ipc": 250, "iterations": it, "syn_steps": 10, "runs": runs, "mean": sum(runs) / 5}
+
+    ref = {**row(300, 0), "runs": base}
+    assert too_short_verdict([ref, row(900, -3)], ctx).endswith("refuted: more distillation made no set better and "
+                                                                "some worse")
+    assert "supported" in too_short_verdict([ref, row(900, 3)], ctx)
+    assert "not decided" in too_short_verdict([ref, row(900, 3), row(600, -3)], ctx)
+    assert "does not test this" in too_short_verdict([ref, row(100, -3)], ctx)

@@ -272,9 +272,11 @@ def rerun(notebook: str, profile: str | None = None, params: str | None = None, 
 
         committed, mine = root / "results" / given["profile"], folder / "results" / given["profile"]
         mine.mkdir(parents=True, exist_ok=True)
-        for f in committed.glob("*"):
-            if not (mine / f.name).exists():
-                shutil.copy2(f, mine / f.name)
+        for f in committed.rglob("*"):           # results, and the downloads in sets/
+            target = mine / f.relative_to(committed)
+            if f.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
     out = folder / f"{name}.ipynb"
     with tempfile.TemporaryDirectory() as tmp:
         src_ipynb = Path(tmp) / f"{name}.ipynb"

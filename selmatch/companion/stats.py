@@ -28,7 +28,8 @@ RULE = ("A is *above* (*below*) B when the 95 % Student-t interval of the mean p
 
 def signed(value: float) -> str:
     """``+1.2``; a value that one decimal would show as ``±0.0`` gets the digits its sign needs (``+0.03``), so an
-    interval that excludes zero never prints an end at zero."""
+    interval that excludes zero never prints an end at zero. Float noise (under 1e-9) is zero."""
+    value = 0.0 if abs(value) < 1e-9 else value
     text = f"{value:+.1f}"
     if value != 0 and float(text) == 0:
         text = f"{value:+.2g}" if abs(value) >= 1e-4 else f"{value:+.1e}"

@@ -385,6 +385,43 @@ def distilled_images(ctx: Context, ipc: int, alpha: float, beta: float, init: st
 
 
 @unit
+def synset_download(ctx: Context, ipc: int, alpha: float, beta: float, init: str = "window", score: str = "cscore",
+                    start_mode: str = "fraction", augmentation: str = "combined") -> Job:
+    """The final set of one distillation (the run folder :func:`selmatch_run` uses with these arguments) as a
+    download, ``<results>/<profile>/sets/<file>``: 8-bit pixels, labels, which images are distilled and which real
+    image each started from (:func:`selmatch.load_synset` reads it). The 8-bit set is evaluated as the float one
+    is (the profile's runs and seeds), so what the rounding and clipping cost is measured, not assumed."""
+    from ..artifacts import SynSet, load_synset, save_synset_uint8
+
+    setting, run_key, distill_run = _distillation(ctx, ipc, alpha, beta, init, score, start_mode, None, None)
+    method = "mtt" if (init, alpha) == ("random", 1.0) else "selmatch"
+    file = f"{ctx.dataset}-{method}-ipc{ipc}-{config_key(run_key)}.npz"
+    config = {**ctx.base(), **ctx.evaluation(), **run_key, "augmentation": augmentation, "runs": ctx.prof.runs,
+              "file": file}
+
+    def compute():
+        ds, sel, res = distill_run()
+        meta = {**run_key, "method": method, "profile": ctx.profile, **provenance(ctx.device)}
+        path = ctx.root / "sets" / file
+        written = save_synset_uint8(path, SynSet(res.images, res.labels, res.is_distilled, sel.indices, res.syn_lr,
+                                                 meta), ds.mean, ds.std)
+        back = load_synset(path)
+        return {"file": file, **written, "images": len(back.labels), "distilled": int(back.is_distilled.sum()),
+                "accuracy": _eval(ctx, ds, back.images, back.labels, back.is_distilled, augmentation, ctx.prof.runs)}
+
+    return _job(ctx, "download", config, compute, prepare=lambda: experts(ctx, ipc, setting.expert))
+
+
+def download_path(ctx: Context, file: str) -> Path:
+    """Where a download of :func:`synset_download` lies: this context's results, else the ones it reads."""
+    for root in (ctx.root, ctx.read_root):
+        if root is not None and (root / "sets" / file).exists():
+            return root / "sets" / file
+    raise FileNotFoundError(f"the download {file} is in neither {ctx.root / 'sets'} nor "
+                            f"{ctx.read_root and ctx.read_root / 'sets'}; compute it again (its result names it)")
+
+
+@unit
 def random_coverage(ctx: Context, ipc: int) -> Job:
     """Coverage of the real data by a random class-balanced subset."""
     config = {**ctx.base(), **ctx.scores_recipe(), "ipc": ipc, "features": asdict(ctx.prof.features),
@@ -428,7 +465,7 @@ def windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "csc
     out = {ipc: [] for ipc in ipcs}
     for (ipc, beta), r in zip(pairs, records):
         if r["result"].get("fits") is not False:      # a window past the end of its class is left out
-            out[ipc].append({"beta": beta, **r["result"]})
+            out[ipc].append({"beta": beta, **r["result"], "augmentation": r["config"]["augmentation"]})
     return out
 
 

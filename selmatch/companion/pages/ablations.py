@@ -105,25 +105,68 @@ def distill_budget_conclusions(rows: list[dict], ctx) -> None:
         show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
 
 
+def too_short_verdict(rows: list[dict], ctx) -> str:
+    """The hypothesis "the distillation is too short" against the budget sweep, in one sentence: per method,
+    how many larger budgets are above and below the profile's own; refuted when none is above and some below."""
+    parts, above_any, below_any = [], False, False
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = _by_budget(rows, method)
+        ref = _budget_reference(mine, ctx)
+        larger = [paired(r, ref) for r in mine if r["iterations"] * r["syn_steps"] > ref["iterations"] * ref["syn_steps"]]
+        if not larger:
+            continue
+        up, down = sum(p.verdict == "above" for p in larger), sum(p.verdict == "below" for p in larger)
+        above_any, below_any = above_any or up > 0, below_any or down > 0
+        parts.append(f"{method} at IPC {ref['ipc']}: of {len(larger)} larger budgets, {up} above the profile's and "
+                     f"{down} below")
+    if not parts:
+        return "the budget sweep has no budget larger than the profile's, so it does not test this"
+    outcome = ("refuted: more distillation made no set better and some worse" if below_any and not above_any else
+               "supported: more distillation made some set better" if above_any and not below_any else
+               "not decided: more distillation made some sets better and some worse" if above_any else
+               "not decided: no larger budget differs from the profile's at this number of runs")
+    return "; ".join(parts) + f" — {outcome}"
+
+
 def ablations(ctx: Context, ipcs: list[int], alphas: list[float], betas: list[float], alpha_fixed: float,
               distill_budgets: list[list[int]] | None = None) -> dict:
     """α per IPC; augmentation and initialisation at the largest IPC and ``alpha_fixed``; and, at the smallest
     IPC, MTT and SelMatch (``alpha_fixed``) at each ``[iterations, syn_steps]`` budget."""
     beta = {ipc: w["beta"] for ipc, w in best_windows(ctx, ipcs, betas).items()}
-    ipc, small = ipcs[-1], ipcs[0]
-    budgets = [{"iterations": it, "syn_steps": st} for it, st in distill_budgets or []]
-    methods = (("MTT", 1.0, 0.0, "random"), ("SelMatch", alpha_fixed, beta[small], "window"))
+    ipc = ipcs[-1]
     jobs = {("alpha", i, a): selmatch_run.job(ctx, i, a, beta[i]) for i in ipcs for a in alphas}
     jobs |= {("aug", a): selmatch_run.job(ctx, ipc, alpha_fixed, beta[ipc], augmentation=a)
              for a in ("combined", "dsa", "simple")}
     jobs |= {("init", i): selmatch_run.job(ctx, ipc, alpha_fixed, beta[ipc], init=i) for i in ("window", "random")}
-    jobs |= {("budget", k, m): selmatch_run.job(ctx, small, a, b, init=how, distill=change)
-             for k, change in enumerate(budgets) for m, a, b, how in methods}
+    jobs |= _budget_jobs(ctx, ipcs[0], beta[ipcs[0]], alpha_fixed, distill_budgets)
     res = {key: r["result"] for key, r in zip(jobs, run(list(jobs.values()), "distillations"))}
     alpha_rows = [{"ipc": i, "alpha": a, **res["alpha", i, a]["final"]} for i in ipcs for a in alphas]
     aug = {a: res["aug", a]["final"] for a in ("combined", "dsa", "simple")}
     init = {i: res["init", i]["final"] for i in ("window", "random")}
-    budget_rows = [{"method": m, "ipc": small, **change, "syn_lr": res["budget", k, m]["syn_lr"],
-                    "moved_median": res["budget", k, m].get("moved_median"), **res["budget", k, m]["final"]}
-                   for k, change in enumerate(budgets) for m, *_ in methods]
-    return {"beta": beta, "alpha_rows": alpha_rows, "ipc": ipc, "aug": aug, "init": init, "budget_rows": budget_rows}
+    return {"beta": beta, "alpha_rows": alpha_rows, "ipc": ipc, "aug": aug, "init": init,
+            "budget_rows": _budget_rows(ctx, ipcs[0], alpha_fixed, distill_budgets, res)}
+
+
+def _budget_jobs(ctx: Context, ipc: int, beta: float, alpha_fixed: float, distill_budgets) -> dict:
+    budgets = [{"iterations": it, "syn_steps": st} for it, st in distill_budgets or []]
+    methods = (("MTT", 1.0, 0.0, "random"), ("SelMatch", alpha_fixed, beta, "window"))
+    return {("budget", k, m): selmatch_run.job(ctx, ipc, a, b, init=how, distill=change)
+            for k, change in enumerate(budgets) for m, a, b, how in methods}
+
+
+def _budget_rows(ctx: Context, ipc: int, alpha_fixed: float, distill_budgets, res: dict) -> list[dict]:
+    budgets = [{"iterations": it, "syn_steps": st} for it, st in distill_budgets or []]
+    return [{"method": m, "ipc": ipc, **change, "syn_lr": res["budget", k, m]["syn_lr"],
+             "moved_median": res["budget", k, m].get("moved_median"), **res["budget", k, m]["final"]}
+            for k, change in enumerate(budgets) for m in ("MTT", "SelMatch")]
+
+
+def budget_sweep(ctx: Context, ipcs: list[int], betas: list[float], alpha_fixed: float,
+                 distill_budgets: list[list[int]] | None = None, **_) -> list[dict]:
+    """Only the distillation-budget sweep of :func:`ablations` (the same results; for pages that cite its
+    verdict): MTT and SelMatch at the smallest IPC, at each budget. Takes the page's whole grid."""
+    small = ipcs[0]
+    beta = best_windows(ctx, [small], betas)[small]["beta"]
+    jobs = _budget_jobs(ctx, small, beta, alpha_fixed, distill_budgets)
+    res = {key: r["result"] for key, r in zip(jobs, run(list(jobs.values()), "distillation budgets"))}
+    return _budget_rows(ctx, small, alpha_fixed, distill_budgets, res)

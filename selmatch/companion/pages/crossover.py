@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from ..paper import fmt, paper_value, small_ipc_value
 from ..report import ratio, show, table
 from ..stats import paired, phrase
-from ..units import best_windows, Context, random_eval, run, selmatch_run
+from ..units import best_windows, Context, download_path, random_eval, run, selmatch_run, synset_download
 
 
 def iteration_figure(rows: list[dict], ctx, per_row: int = 2):
@@ -108,3 +108,54 @@ def crossover(ctx: Context, ipcs: list[int], betas: list[float], eval_at: list[i
     n = len(ipcs)
     return [{"ipc": ipc, "Random": records[k]["result"], "MTT": records[n + k]["result"],
              "Sliding window": window[ipc]} for k, ipc in enumerate(ipcs)]
+
+
+def set_megabytes(ctx: Context, ipc: int) -> float:
+    """The size of an MTT set at ``ipc`` as 8-bit pixels, in MB (before compression)."""
+    from ...data import DATASETS
+
+    info = DATASETS[ctx.dataset]
+    pixels = 1
+    for n in info.image_shape:
+        pixels *= n
+    return ipc * info.num_classes * pixels / 1e6
+
+
+def downloads(ctx: Context, rows: list[dict], download_mb: float) -> list[dict]:
+    """MTT's final set at every IPC of the page whose 8-bit pixels fit in ``download_mb`` MB, written as a download
+    (:func:`~..units.synset_download`: the same distillation the page evaluates), each with its 8-bit evaluation
+    paired with the page's float one."""
+    if not download_mb >= 0:
+        raise ValueError(f"download_mb={download_mb!r}: the largest download in MB must be a number ≥ 0 "
+                         "(0: no downloads)")
+    ipcs = [r["ipc"] for r in rows if set_megabytes(ctx, r["ipc"]) <= download_mb]
+    records = run([synset_download.job(ctx, ipc, 1.0, 0.0, init="random", augmentation="dsa") for ipc in ipcs],
+                  "downloads")
+    by = {r["ipc"]: r for r in rows}
+    return [{"ipc": ipc, "float": _final(by[ipc]["MTT"]), **rec["result"],
+             "path": download_path(ctx, rec["result"]["file"])} for ipc, rec in zip(ipcs, records)]
+
+
+def downloads_table(files: list[dict], ctx) -> None:
+    """One row per download: a link to the file (from the book's root, the folder the page runs in), its size,
+    what it holds, how many pixels the 8 bits clipped, and its accuracy paired with the float set's (the same runs
+    and seeds)."""
+    from pathlib import Path
+
+    out = []
+    for f in files:
+        path = Path(f["path"]).resolve()
+        inside = path.is_relative_to(Path.cwd().resolve())
+        link = (f"{{download}}`{f['file']} </{path.relative_to(Path.cwd().resolve()).as_posix()}>`" if inside
+                else f"`{path}`")
+        d = paired(f["accuracy"], f["float"])
+        out.append([f"{f['ipc']} ({ratio(ctx.dataset, f['ipc'])})", link,
+                    f"{f['bytes'] / 1e6:.2f}", f"{f['images']} ({f['distilled']} distilled)",
+                    f"{100 * f['clipped']:.2f} %", fmt(f["accuracy"]["mean"], f["accuracy"]["std"]), f"{d} ({d.verdict})"])
+    table(out, ["IPC (ratio)", "file", "MB", "images", "pixels clipped", f"8-bit set, {ctx.profile} (%)",
+                "8-bit − float (points)"])
+    show(f"MTT's final sets at `{ctx.profile}` ({ctx.dataset}), as 8-bit pixels with their labels, which images are "
+         "distilled and which real image each started from (`source_idx`, indices into the training set). Load one "
+         "with `selmatch.load_synset(path)` (normalised float images, as training uses them). The 8-bit set is "
+         f"evaluated with the page's runs and seeds (n = {len(files[0]['accuracy']['runs']) if files else 0}); "
+         "*pixels clipped* are distilled pixels outside the real images' range, cut by the 8 bits.")
