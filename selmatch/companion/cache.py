@@ -74,19 +74,17 @@ def cached(name: str, config: dict, compute: Callable[[], dict], root: str | os.
     as which copy of the data the result was computed on."""
     root = Path(root)
     key = config_key(config)
-    path = root / f"{name}-{key}.json"
-    arrays_path = path.with_suffix(".npz")
+    path, arrays_path = root / f"{name}-{key}.json", root / f"{name}-{key}.npz"     # where it is written
     force = force or recompute_requested()
-    if read_also is not None and not path.exists() and (Path(read_also) / path.name).exists():
-        path, arrays_path = Path(read_also) / path.name, Path(read_also) / arrays_path.name
-    if path.exists() and not force:
-        record, arrays = _read(path, arrays_path)
-        _verify(record, arrays, config, path)
+    src = next((d for d in (root, read_also) if d is not None and (Path(d) / path.name).exists()), None)
+    if src is not None and not force:
+        src = Path(src)
+        record, arrays = _read(src / path.name, src / arrays_path.name)
+        _verify(record, arrays, config, src / path.name)
         if arrays:
             record["result"]["arrays"] = arrays
         _log(record, True)
         return {**record, "cached": True}
-    path, arrays_path = root / f"{name}-{key}.json", root / f"{name}-{key}.npz"
     version = code_version()         # the code as the computation starts
     t0, c0 = time.perf_counter(), time.process_time()
     result = compute()
