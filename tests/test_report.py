@@ -167,3 +167,41 @@ def test_too_short_is_refuted_only_when_no_larger_budget_helps_and_some_harm():
     assert "supported" in too_short_verdict([ref, row(900, 3)], ctx)
     assert "not decided" in too_short_verdict([ref, row(900, 3), row(600, -3)], ctx)
     assert "does not test this" in too_short_verdict([ref, row(100, -3)], ctx)
+
+
+def test_replicated_draws_give_an_interval_over_draws_beside_the_seed_paired_one(monkeypatch):
+    """Each draw's mean difference is one value; the interval over draws is the t-interval of those values; one
+    draw says it has none; a draw count below one is refused, naming it."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from selmatch.companion import report
+    from selmatch.companion.pages import main_results as page
+    from selmatch.companion.stats import paired
+
+    shown = []
+    monkeypatch.setattr(page, "show", shown.append)
+    monkeypatch.setattr(report, "show", shown.append)
+    ctx = SimpleNamespace(dataset="cifar10", profile="cpu")
+
+    def draw(shift):
+        base = [60.0, 61.0, 62.0, 61.0, 60.5]
+        return {"Random": _acc(base, "dsa"), "Sliding window": _acc([x + 1 for x in base], "dsa"),
+                "MTT": _acc([x - 2 for x in base], "combined", 1.0),
+                "SelMatch": _acc([x + shift + 0.1 * k for k, x in enumerate(base)], "combined", 0.25)}
+
+    rep = {500: [draw(1.0), draw(1.4), draw(0.8)]}
+    page.draws_table(rep, ctx)
+    table, note = shown[-2:]
+    row = next(line for line in table.splitlines() if line.startswith("| SelMatch − Random"))
+    diffs = [paired(d["SelMatch"], d["Random"]).diff for d in rep[500]]
+    assert ", ".join(f"{x:+.1f}" for x in diffs) in row
+    assert str(paired(diffs, [0.0] * 3)) in row and row.rstrip(" |").endswith("above")
+    assert "3 draws of 5 evaluation runs" in note and "Power:" in note
+    page.draws_table({500: [draw(1.0)]}, ctx)
+    assert "– (one draw)" in shown[-2] and "no interval over draws yet" in shown[-1]
+    with pytest.raises(ValueError, match="draws=0"):
+        page.replicated(ctx, {500: draw(1.0)}, [500], [0.6], [0.25], 0)
+    with pytest.raises(ValueError, match=r"draw_ipcs=\[250\]"):
+        page.replicated(ctx, {500: draw(1.0)}, [250], [0.6], [0.25], 2)

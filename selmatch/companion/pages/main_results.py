@@ -3,6 +3,8 @@ figures, conclusions).
 """
 from __future__ import annotations
 
+import statistics
+
 import matplotlib.pyplot as plt
 
 from ..paper import fmt, paper_value
@@ -260,6 +262,59 @@ def in_short(results: dict, parts: dict, too_short: str, ctx) -> None:
                  f"found: *the distillation is too short* was tested on {{doc}}`04_ablations` ({too_short}), and "
                  "{doc}`08_cpu_profile` tries one lever at a time at large IPC.")
     show("\n".join(out) + line + f"\n\n*Verdict rule:* {RULE} Intervals are 95 %, in points.")
+
+
+def replicated(ctx: Context, results: dict, ipcs: list[int], betas: list[float], alphas, draws: int) -> dict:
+    """The page's four methods at ``ipcs`` in ``draws`` independent draws: draw 0 is the page's own results, draw d
+    reruns everything at seed ``seed + 100·d`` (another random subset, other experts, another distillation, other
+    evaluation seeds; β and α chosen on validation again). ``{ipc: [by_method of each draw]}``."""
+    from dataclasses import replace
+
+    if not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws={draws!r}: the number of independent draws must be an integer ≥ 1 (1: the page's own)")
+    missing = [i for i in ipcs if i not in results]
+    if missing:
+        raise ValueError(f"draw_ipcs={ipcs}: {missing} not among the page's ipcs {list(results)}; a draw is compared "
+                         "with the page's own results at the same IPC")
+    more = [main_results(replace(ctx, seed=ctx.seed + 100 * d), ipcs, betas, alphas) for d in range(1, draws)]
+    return {ipc: [results[ipc], *(m[ipc] for m in more)] for ipc in ipcs}
+
+
+HEADLINE = (("SelMatch", "Random"), ("SelMatch", "Sliding window"), ("SelMatch", "MTT"))   # claim (h)
+
+
+def draws_table(rep: dict, ctx) -> None:
+    """Per ratio and comparison: draw 0's seed-paired interval, each draw's difference, and the interval over
+    draws (a t-interval of the per-draw mean differences), with the verdict of each under the book's rule."""
+    rows, sds = [], []
+    for a, b in HEADLINE:
+        for ipc, by_draw in rep.items():
+            per = [paired(by[a], by[b]) for by in by_draw]
+            over = paired([p.diff for p in per], [0.0] * len(per)) if len(per) >= 2 else None
+            if over is not None:
+                sds.append(statistics.stdev(p.diff for p in per))
+            rows.append([f"{a} − {b}", f"{ipc} ({ratio(ctx.dataset, ipc)})", f"{per[0]} {per[0].verdict}",
+                         ", ".join(f"{p.diff:+.1f}" for p in per),
+                         "– (one draw)" if over is None else f"{over} {over.verdict}"])
+    n = len(next(iter(rep.values())))
+    table(rows, ["difference", "IPC (ratio)", "draw 0, seed-paired (points, 95 %)", f"each draw (n = {n})",
+                 "over draws (points, 95 %)"])
+    runs = len(next(iter(rep.values()))[0]["Random"]["runs"])
+    note = (f"`{ctx.profile}`, {ctx.dataset}: {n} draw{'s' if n > 1 else ''} of {runs} evaluation runs each. The "
+            "seed-paired interval covers only the evaluation seeds of one draw (one random subset, one set of experts, "
+            "one distillation); the interval over draws covers those too.")
+    if n == 1:
+        note += (" With one draw there is no interval over draws yet: a larger `draws` computes more (each draw costs "
+                 "about what the page's row on the status page says, again).")
+    elif sds:
+        from ..stats import LEVEL
+        from scipy.stats import t as student_t
+
+        half = student_t.ppf(0.5 + LEVEL / 2, n - 1) * statistics.median(sds) / n ** 0.5
+        note += (f" Power: the median spread of a difference between draws is {statistics.median(sds):.2f} points, so "
+                 f"with {n} draws the interval over draws is ±{half:.1f} points wide; a difference smaller than that "
+                 "cannot be told from zero here.")
+    show(note + f" *Verdict rule:* {RULE} Over draws, the same rule applies to the draws' mean differences.")
 
 
 def _distilled(record: dict) -> dict:
