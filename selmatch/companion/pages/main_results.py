@@ -228,7 +228,7 @@ def decomposition_conclusions(parts: dict, ctx) -> None:
     out = []
     for ipc, steps in parts.items():
         sel, start, end = steps["SelMatch"]
-        r, m0, m = steps["MTT"]
+        _, m0, m = steps["MTT"]
         out.append(f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: SelMatch − the window is {paired(end, sel)} points; "
                    f"of it, the augmentation alone gives {paired(start, sel)} ({paired(start, sel).verdict}) and the "
                    f"distillation {paired(end, start)} ({paired(end, start).verdict}). Under one protocol, MTT's "
@@ -244,7 +244,7 @@ def in_short(results: dict, parts: dict, too_short: str, ctx) -> None:
     for ipc, by in results.items():
         sm = by["SelMatch"]
         sel, start, end = parts[ipc]["SelMatch"]
-        r0, m0, m = parts[ipc]["MTT"]
+        _, m0, m = parts[ipc]["MTT"]
         verdicts = {m_: paired(sm, by[m_]).verdict for m_ in METHODS if m_ != "SelMatch"}
         groups = {v: [m_ for m_, w in verdicts.items() if w == v] for v in ("above", "below", "no difference")}
         out.append(f"- **{ratio(ctx.dataset, ipc)} (IPC {ipc})**: SelMatch is "
