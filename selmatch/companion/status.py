@@ -218,7 +218,7 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
     reproduces, what does not, and for each failure what was tested as its cause (refuted, or still a
     hypothesis); SelMatch against each method per ratio with its one-protocol decomposition; the claims' tally."""
     from ..settings import page_grid
-    from .pages import ablations, cpu_profile, main_results as mr
+    from .pages import ablations, cpu_profile
     from .pages.claims import evaluate_claims, page_data
     from .report import ratio
     from .stats import paired
@@ -227,7 +227,7 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
     try:
         data = page_data(profile, dataset)
         ctx = env_context(profile=profile, dataset=dataset)
-        parts = mr.decomposition(ctx, data["05_main_results"])
+        parts = data["05_parts"]
         g8 = page_grid("08_cpu_profile", profile)
         pilot = cpu_profile.large_ipc(ctx, g8["large_ipcs"], g8["large_arms"]) if g8.get("large_ipcs") else []
     except Exception as e:  # noqa: BLE001 -- a build without every page's results has no summary

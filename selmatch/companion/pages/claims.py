@@ -195,7 +195,12 @@ def _selmatch_beats_all(data, dataset):
         ps = {m: paired(by["SelMatch"], by[m]) for m in ("Random", "Sliding window", "MTT")}
         parts.append(f"IPC {ipc}: " + ", ".join(f"vs {m} {p}" for m, p in ps.items()))
         verdicts += list(ps.values())
-    return "; ".join(parts), family(verdicts)
+    stat = "; ".join(parts)
+    if "05_parts" in data:      # the one-protocol split of SelMatch − window (page 05): shown, not part of the verdict
+        stat += (" (the paper's protocol). One protocol, SelMatch − its own iteration 0, the distillation's part of "
+                 "SelMatch − window: " + ", ".join(f"IPC {ipc} {paired(s[2], s[1])}"
+                                                 for ipc, s in ((i, p["SelMatch"]) for i, p in data["05_parts"].items())))
+    return stat, family(verdicts)
 
 
 def _intermediate_alpha(data, dataset):
@@ -292,8 +297,11 @@ def page_data(profile: str, dataset: str = "cifar10", seed: int = 0, device: str
     ctx = env_context(profile=profile, dataset=dataset, seed=seed, device=device)
     grid = {name: page_grid(name, profile) for name in CLAIM_PAGES}
     g = grid["02_sliding_window"]
+    main = main_results(ctx, **{k: grid["05_main_results"][k] for k in ("ipcs", "betas", "alphas")})
+    x = grid["09_crossover"]
     return {"02_sliding_window": sliding_window(ctx, g["ipcs"], g["betas"], g["code_betas"], log=lambda m: None),
             "03_coverage": coverage(ctx, **grid["03_coverage"]),
             "04_ablations": ablations(ctx, **grid["04_ablations"]),
-            "05_main_results": main_results(ctx, **grid["05_main_results"]),
-            "09_crossover": crossover(ctx, **grid["09_crossover"])}
+            "05_main_results": main,
+            "05_parts": decomposition(ctx, main),
+            "09_crossover": crossover(ctx, x["ipcs"], x["betas"], x["eval_at"])}
