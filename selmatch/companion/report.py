@@ -63,8 +63,11 @@ def cost_note(notebook: str, results_root: str = "results") -> None:
         if cost:
             parts.append(f"at `{profile}` {_minutes(cost['alone_seconds'])} ({cost['results']} results)")
     if parts:
-        show(f"**Run time.** This page from an empty cache took {' and '.join(parts)} on 2 CPU cores, as recorded "
-             "with its results; an exercise below computes at most that (with `--reuse`, only what is new).")
+        show(f"**Run time.** The results of this page took {' and '.join(parts)} to compute on 2 CPU cores, as each "
+             "recorded when it was made (the sum of their compute times). Not included: the expert trajectories and the "
+             "coverage feature network, trained once into `runs/` and shared between pages, and the time to start a "
+             "kernel and load the data; a cold start costs more. An exercise below computes at most this (with "
+             "`--reuse`, only what is new).")
 
 
 def _minutes(seconds: float) -> str:
