@@ -116,3 +116,19 @@ def test_a_claim_of_many_comparisons_is_corrected_family_wise():
     by = {m: ev(base) for m in ("Random", "Sliding window", "MTT")}
     data = {"05_main_results": {ipc: {**by, "SelMatch": ev(weak)} for ipc in (250, 500, 1000, 1500)}}
     assert {r["id"]: r for r in evaluate_claims(data, "cifar10")}["h"]["verdict"] == UNDECIDED
+
+
+def test_the_intro_summary_is_written_from_the_committed_cpu_results(monkeypatch):
+    """The intro's summary reads every page it cites from the committed `cpu` results, computing nothing (no data
+    is given, so a missing result fails here); it falls back to a one-line note only for a build without results,
+    so a bug in it would otherwise hide behind that note."""
+    from selmatch.companion.book import ROOT
+    from selmatch.companion.status import summary_page
+
+    monkeypatch.delenv("SELMATCH_DATA", raising=False)
+    monkeypatch.setenv("SELMATCH_DATA", str(ROOT / "no-data-here"))
+    monkeypatch.setenv("SELMATCH_RESULTS", str(ROOT / "results"))
+    text = summary_page("cpu")
+    assert not text.startswith("*No results summary"), text
+    assert "*What reproduces.*" in text and "*What does not, and what was tested as its cause.*" in text
+    assert text.count("| 5% (IPC 250) |") == 1 and "augmentation | distillation |" in text

@@ -19,7 +19,7 @@ from typing import Callable
 from .ablations import ablations
 from .coverage import coverage
 from .crossover import crossover
-from .main_results import main_results
+from .main_results import decomposition, main_results
 from .sliding_window import sliding_window
 from ..units import best_on_val, env_context
 from ..paper import paper_value, small_ipc_value
