@@ -157,5 +157,8 @@ def downloads_table(files: list[dict], ctx) -> None:
     show(f"MTT's final sets at `{ctx.profile}` ({ctx.dataset}), as 8-bit pixels with their labels, which images are "
          "distilled and which real image each started from (`source_idx`, indices into the training set). Load one "
          "with `selmatch.load_synset(path)` (normalised float images, as training uses them). The 8-bit set is "
-         f"evaluated with the page's runs and seeds (n = {len(files[0]['accuracy']['runs']) if files else 0}); "
-         "*pixels clipped* are distilled pixels outside the real images' range, cut by the 8 bits.")
+         f"evaluated with the page's runs and seeds (n = {len(files[0]['accuracy']['runs']) if files else 0}) and "
+         "paired with the page's MTT row. The download's distillation was computed again for it, so where the two "
+         "results were made by different commits (the status page lists each result's), *8-bit − float* also holds "
+         "the difference between those runs, not only the rounding. *Pixels clipped* are distilled pixels outside "
+         "the real images' range, cut by the 8 bits.")
