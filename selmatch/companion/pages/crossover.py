@@ -112,13 +112,12 @@ def crossover(ctx: Context, ipcs: list[int], betas: list[float], eval_at: list[i
 
 def set_megabytes(ctx: Context, ipc: int) -> float:
     """The size of an MTT set at ``ipc`` as 8-bit pixels, in MB (before compression)."""
+    import math
+
     from ...data import DATASETS
 
     info = DATASETS[ctx.dataset]
-    pixels = 1
-    for n in info.image_shape:
-        pixels *= n
-    return ipc * info.num_classes * pixels / 1e6
+    return ipc * info.num_classes * math.prod(info.image_shape) / 1e6
 
 
 def downloads(ctx: Context, rows: list[dict], download_mb: float) -> list[dict]:
