@@ -449,7 +449,7 @@ def _add_rerun(sub) -> None:
                                    "rerun-PROFILE), apart from the committed results; the executed notebook to "
                                    "DIR/NAME.ipynb. Anything not cached needs the data (see `selmatch data`).")
     r.add_argument("notebook", help="e.g. 05_main_results or 05")
-    r.add_argument("--profile", help="smoke | cpu | paper (default: the params file's, else cpu)")
+    r.add_argument("--profile", help="smoke | cpu | lesson | paper (default: the params file's, else cpu)")
     r.add_argument("--params", help="a YAML file of parameters (default: the page's at the profile)")
     r.add_argument("-p", dest="set", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set one parameter; VALUE is YAML: -p ipcs \"[50, 100]\" (repeatable)")

@@ -12,6 +12,7 @@ device, the torch version and the switches that change rounding (:func:`provenan
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -68,11 +69,28 @@ def compile_enabled() -> bool:
     return os.environ.get("SELMATCH_COMPILE", "").lower() in ("1", "true", "yes")
 
 
+def cpu_name() -> str:
+    """The CPU model and the cores this process may use (``AMD EPYC, 2 cores``): CPUs differ in speed, so every
+    recorded time says which one it was measured on."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores"
+
+
 def provenance(device: DeviceLike | None) -> dict:
     """What a result records about where and how it was computed (never part of its key)."""
     dev = resolve_device(device)
     out = {"device": str(dev), "torch": torch.__version__,
-           "compile": "1" if compile_enabled() else None}
+           "compile": "1" if compile_enabled() else None, "cpu": cpu_name()}
     if dev.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(dev)
     return out

@@ -148,6 +148,11 @@ CPU_DISTILL = Preset(     # the book's scale on 2 CPU cores: experts on 1,000 im
     expert=ExpertConfig(model="convnet_bn", width=32, num_experts=5, epochs=10, max_per_class=1000, batch_size=256),
     distill=DistillConfig(iterations=60, syn_steps=10, expert_epochs=2, max_start_epoch=6, lr_img=1000,
                           lr_init=0.01, batch_syn=128, checkpoint_every=10))
+LESSON_DISTILL = Preset(  # minutes: experts on 500 images per class, a short distillation (the lesson profile)
+    "lesson", None, ipc=10, alpha=0.5, beta=0.5,
+    expert=ExpertConfig(model="convnet", width=16, num_experts=3, epochs=4, max_per_class=500, batch_size=256),
+    distill=DistillConfig(iterations=100, syn_steps=10, expert_epochs=2, max_start_epoch=2, lr_img=1000,
+                          lr_init=0.01, batch_syn=100, checkpoint_every=20))
 # 64x64 images: a step costs ~4x a CIFAR step, so half the batch and two thirds of the iterations keep a
 # distillation at about twice the CIFAR cost.
 CPU_DISTILL_64 = replace(CPU_DISTILL, distill=replace(CPU_DISTILL.distill, iterations=40, batch_syn=64))
@@ -190,6 +195,13 @@ PROFILES: dict[str, Profile] = {
         runs=2, coverage_real=2000, eval_full_epochs=0.04, eval_max_epochs=20, eval_min_epochs=10,
         test_subset=1000, distillation=SMOKE_DISTILL),
     "cpu": CPU,             # the book's own results on a 2-core CPU (above)
+    "lesson": Profile(      # minutes: the in-class exercises (selmatch.companion.lesson), each decidable at its scale
+        "lesson",
+        eval=TrainConfig(model="convnet", width=16, epochs=100, lr=0.03, batch_size=64, augmentation="dsa"),
+        scores=TrainConfig(model="convnet", width=8, epochs=3, lr=0.02, batch_size=512, augmentation="none"),
+        features=TrainConfig(model="convnet", width=8, epochs=2, lr=0.02, batch_size=512, augmentation="none"),
+        runs=6, coverage_real=5000, eval_full_epochs=0.3, eval_max_epochs=300, eval_min_epochs=20,
+        test_subset=2000, distillation=LESSON_DISTILL),
     "paper": Profile(       # the official hyperparameters, for a GPU
         "paper",
         eval=TrainConfig(model="resnet18_bn", epochs=500, lr=0.1, batch_size=128, augmentation="dsa"),
@@ -260,6 +272,18 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "large_ipcs": [500], "large_arms": ["profile", "late", "lr_small", "near", "syn_lr", "lr_paper"]},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300],
                          "download_mb": 2.0},
+    },
+    "lesson": {  # one in-class exercise per page (selmatch.companion.lesson): minutes from a cold cache, 6 runs
+        "02_sliding_window": {"ipcs": [50], "betas": [0.0, 0.4, 0.8], "code_betas": []},
+        "03_coverage": {"ipcs": [10], "betas": [0.5], "alpha": 0.5, "eval_at": [0, 50, 100]},
+        "04_ablations": {"ipcs": [10], "alphas": [0.0, 1.0], "betas": [0.5], "alpha_fixed": 0.5,
+                         "distill_budgets": []},
+        "05_main_results": {"ipcs": [10], "betas": [0.5], "alphas": [0.5], "draws": 1, "draw_ipcs": [10]},
+        "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.6], "alpha": 0.5},
+        "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.3], "budget_lrs": [0.03], "small_ipcs": [5],
+                           "small_lrs": [0.03], "max_epochs": [300], "expert_variants": [{}],
+                           "distill_ipcs": [10], "pilot_iterations": 100, "large_ipcs": [], "large_arms": []},
+        "09_crossover": {"ipcs": [1, 10], "betas": [0.5], "eval_at": [0, 50, 100], "download_mb": 0.0},
     },
     "paper": {   # the paper's budgets and sweeps (a GPU's work: see the main-results page)
         "02_sliding_window": {"ipcs": [250, 500, 1000, 1500], "betas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],

@@ -57,3 +57,20 @@ def test_a_long_page_reports_each_result_it_computes_as_it_lands(tmp_path):
     done.set()
     watcher.join(2)
     assert not watcher.is_alive() and len(lines) == 2 and "selmatch-123 (0.5 min)" in lines[1]
+
+
+def test_the_status_page_names_the_cpus_its_results_were_computed_on(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("SELMATCH_RESULTS", raising=False)
+    from selmatch.companion.status import machines
+
+    folder = tmp_path / "results" / "cpu"
+    folder.mkdir(parents=True)
+    for key, cpu in (("a-1", "AMD EPYC, 2 cores"), ("b-2", "AMD EPYC, 2 cores"), ("c-3", None)):
+        prov = {"device": "cpu", **({"cpu": cpu} if cpu else {})}
+        (folder / f"{key}.json").write_text(json.dumps({"key": key, "provenance": prov}))
+    rows = [{"parameters": {"profile": "cpu"}, "keys": ["a-1", "c-3"]}, {"parameters": {"profile": "cpu"}, "keys": ["b-2", "a-1"]}]
+    text = machines(rows, tmp_path)
+    assert text.startswith("AMD EPYC, 2 cores (2); 1 results made before the CPU model was recorded")   # a-1 once
+    assert machines([], tmp_path) == "no result was read."

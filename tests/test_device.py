@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selmatch.device import available_devices, provenance, resolve_device
+from selmatch.device import available_devices, cpu_name, provenance, resolve_device
 
 
 def test_cpu_and_torch_devices():
@@ -28,7 +28,8 @@ def test_a_name_that_is_no_device():
 def test_provenance_records_what_changes_rounding(monkeypatch):
     monkeypatch.setenv("SELMATCH_COMPILE", "1")
     p = provenance("cpu")
-    assert p == {"device": "cpu", "torch": torch.__version__, "compile": "1"}
+    assert p == {"device": "cpu", "torch": torch.__version__, "compile": "1", "cpu": cpu_name()}
+    assert cpu_name().endswith(" cores") and cpu_name().split(", ")[-1].split()[0].isdigit()   # "MODEL, N cores"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

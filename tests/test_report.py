@@ -205,3 +205,27 @@ def test_replicated_draws_give_an_interval_over_draws_beside_the_seed_paired_one
         page.replicated(ctx, {500: draw(1.0)}, [500], [0.6], [0.25], 0)
     with pytest.raises(ValueError, match=r"draw_ipcs=\[250\]"):
         page.replicated(ctx, {500: draw(1.0)}, [250], [0.6], [0.25], 2)
+
+
+def test_the_paper_beta_row_is_paired_with_the_best_window_of_the_grid(monkeypatch):
+    """Page 02: the window at the official β stands beside the grid's best (chosen on validation); a grid with
+    no official subset size says so instead of showing an empty table."""
+    from types import SimpleNamespace
+
+    from selmatch.companion import report
+    from selmatch.companion.pages import sliding_window as page
+
+    assert page.paper_betas("cifar10", [50, 250, 500, 1000, 1500]) == {250: 0.5, 500: 0.3, 1000: 0.2, 1500: 0.2}
+    assert page.paper_betas("mnist5k", [250]) == {}
+    shown = []
+    monkeypatch.setattr(page, "show", shown.append)
+    monkeypatch.setattr(report, "show", shown.append)
+    ctx = SimpleNamespace(dataset="cifar10", profile="cpu")
+    w = lambda beta, val, runs: {"ipc": 250, "start_mode": "fraction", "beta": beta, "val": val,  # noqa: E731
+                                 "runs": runs, "mean": sum(runs) / len(runs), "std": 0.1}
+    rows = [w(0.2, 50.0, [50.0, 50.1, 49.9]), w(0.6, 60.0, [60.0, 60.2, 59.8]),
+            {**w(0.0, 70.0, [70.0] * 3), "start_mode": "ipc"}]            # the code reading never competes
+    page.paper_beta_table(rows, {250: w(0.5, 58.0, [58.0, 58.1, 57.9])}, ctx)
+    assert "0.5" in shown[0] and "0.6" in shown[0] and "-2.0 [" in shown[0] and "below" in shown[0]
+    page.paper_beta_table(rows, {}, ctx)
+    assert "none of this grid's IPCs (250)" in shown[-1]

@@ -161,6 +161,35 @@ def record_page_costs(rows: list[dict], profile: str, root: Path = ROOT) -> None
     path.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
 
 
+def _records(rows: list[dict], root: Path = ROOT):
+    from .units import results_root
+
+    for r in rows:
+        profile = r["parameters"].get("profile")
+        for key in (r.get("keys") or []) if profile else []:
+            path = results_root(root / "results") / profile / f"{key}.json"
+            if path.exists():
+                yield json.loads(path.read_text())
+
+
+def machines(rows: list[dict], root: Path = ROOT) -> str:
+    """One sentence: the CPUs the results read were computed on, as each result records it (``provenance.cpu``,
+    recorded since 2026-12-06; older results say only that they ran on the CPU), with how many results each."""
+    from collections import Counter
+
+    seen = {}
+    for rec in _records(rows, root):
+        seen[rec.get("key", id(rec))] = (rec.get("provenance") or {}).get("cpu")
+    counts = Counter(seen.values())
+    named = ", ".join(f"{cpu} ({n})" for cpu, n in counts.most_common() if cpu)
+    unnamed = counts.get(None, 0)
+    if not seen:
+        return "no result was read."
+    return ((f"{named}" if named else "") + ("; " if named and unnamed else "")
+            + (f"{unnamed} results made before the CPU model was recorded, on 2 CPU cores" if unnamed else "")
+            + ". No GPU. CPUs differ in speed, so a time here is that machine's, not a promise.")
+
+
 def code_versions(rows: list[dict], root: Path = ROOT) -> list[str]:
     """Per page, the code versions (package version + commit) of the results it read, as each result records."""
     from .units import results_root
@@ -201,7 +230,7 @@ def write_status(rows: list[dict], path: Path) -> None:
         lines.append(f"| {r['notebook']} | {r['parameters'].get('profile', '–')} | {r['seconds']:.0f} | {r['results']} | "
                      f"{r['computed']} | {r['compute_seconds'] / 60:.1f} | {f / 60:.1f} | {status} |")
     lines += ["", f"Computing every result from scratch took {sum(first) / 60:.0f} min in all (sum of the *from "
-              "scratch* column), on the machine that made them: 2 CPU cores, no GPU.", ""]
+              f"scratch* column), on the machines that made them: {machines(rows)}", ""]
     lines += code_versions(rows)
     for name in sorted({r["parameters"].get("profile") for r in rows} - {None}):
         lines += profile_markdown(name)

@@ -4,6 +4,7 @@ conclusions).
 from __future__ import annotations
 
 
+from ...settings import paper_setting
 from ..paper import fmt, paper_value
 from ..report import panels, ratio, show, table
 from ..stats import RULE, paired, phrase
@@ -70,6 +71,40 @@ def window_conclusions(rows: list[dict], rand: dict, ctx) -> None:
                      f"{fmt(best_code['mean'], best_code['std'])} %.")
         out.append(line)
     show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
+
+
+def paper_betas(dataset: str, ipcs: list[int]) -> dict[int, float]:
+    """Per IPC of ``ipcs`` that the official scripts set for ``dataset``, the β they use (a class fraction)."""
+    out = {}
+    for ipc in ipcs:
+        try:
+            out[ipc] = paper_setting(dataset, ipc).beta
+        except ValueError:          # no official setting at this IPC (or for this dataset)
+            pass
+    return out
+
+
+def paper_windows(ctx: Context, ipcs: list[int], score: str = "cscore") -> dict[int, dict]:
+    """Per IPC with an official setting, the window at the paper's β (the class-fraction reading); a grid that
+    already holds that β reads its cached result."""
+    chosen = paper_betas(ctx.dataset, ipcs)
+    found = {ipc: windows(ctx, [ipc], [beta], score)[ipc] for ipc, beta in chosen.items()}
+    return {ipc: rows[0] for ipc, rows in found.items() if rows}
+
+
+def paper_beta_table(rows: list[dict], paper: dict[int, dict], ctx) -> None:
+    """The window at the paper's β beside the best on validation, paired over the same evaluation seeds."""
+    if not paper:
+        show(f"The official scripts set β for {ctx.dataset} at none of this grid's IPCs "
+             f"({', '.join(str(r) for r in sorted({r['ipc'] for r in rows}))}); there is no paper-β row.")
+        return
+    out = []
+    for ipc, win in sorted(paper.items()):
+        best = best_on_val([r for r in rows if r["ipc"] == ipc and r["start_mode"] == "fraction"])
+        out.append([f"{ipc} ({ratio(ctx.dataset, ipc)})", win["beta"], fmt(win["mean"], win["std"]), best["beta"],
+                    fmt(best["mean"], best["std"]), str(paired(win, best)), paired(win, best).verdict])
+    table(out, ["IPC (ratio)", "paper's β", f"window at it, {ctx.profile}", "best β (val)", "best window",
+                "paper's − best", "verdict"])
 
 
 def sliding_window(ctx: Context, ipcs: list[int], betas: list[float], code_betas: list[float] | None,
