@@ -62,8 +62,7 @@ def _correlation(r: float, n: int) -> Paired:
 
 
 def _scores(ctx, grid):
-    from ..data import dataset
-    from .units import score_study
+    from .units import dataset, score_study
 
     res = score_study(ctx)["result"]
     i = res["names"].index("published cscore")
