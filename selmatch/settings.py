@@ -201,7 +201,10 @@ PROFILES: dict[str, Profile] = {
         scores=TrainConfig(model="convnet", width=8, epochs=3, lr=0.02, batch_size=512, augmentation="none"),
         features=TrainConfig(model="convnet", width=8, epochs=2, lr=0.02, batch_size=512, augmentation="none"),
         runs=6, coverage_real=5000, eval_full_epochs=0.3, eval_max_epochs=300, eval_min_epochs=20,
-        test_subset=2000, distillation=LESSON_DISTILL),
+        test_subset=2000, distillation=LESSON_DISTILL,
+        # 64x64 (TinyImageNet): a step costs ~4x, so half the iterations and half the batch keep it in a class
+        distillation_64=replace(LESSON_DISTILL, distill=replace(LESSON_DISTILL.distill, iterations=50, batch_syn=50,
+                                                                checkpoint_every=10))),
     "paper": Profile(       # the official hyperparameters, for a GPU
         "paper",
         eval=TrainConfig(model="resnet18_bn", epochs=500, lr=0.1, batch_size=128, augmentation="dsa"),
@@ -252,7 +255,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.02, 0.04], "budget_lrs": [0.03], "small_ipcs": [5], "small_lrs": [0.03],
                            "max_epochs": [10, 20], "expert_variants": [{}, {"max_per_class": 20}],
                            "distill_ipcs": [10], "pilot_iterations": 3,
-                           "large_ipcs": [10], "large_arms": ["profile", "late", "lr_small"]},
+                           "large_ipcs": [10], "large_arms": ["profile", "late", "lr_small"], "profile_ipcs": [20]},
         "09_crossover": {"ipcs": [1, 10, 20], "betas": [0.0, 0.5], "eval_at": [0, 3], "download_mb": 1.0},
     },
     "cpu": {   # windows at 250 and 500 come from 02's sweep; 04 sweeps α at two ratios and the distillation budget
@@ -269,7 +272,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                                                {"model": "convnet", "max_per_class": None}],
                            "distill_ipcs": [10, 250], "pilot_iterations": 300,
                            # the large-IPC pilot's arms with committed results (selmatch.companion.pages.cpu_profile)
-                           "large_ipcs": [500], "large_arms": ["profile", "late", "lr_small", "near", "syn_lr", "lr_paper"]},
+                           "large_ipcs": [500], "large_arms": ["profile", "late", "lr_small", "near", "syn_lr", "lr_paper"],
+                           "profile_ipcs": []},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300],
                          "download_mb": 2.0},
     },
@@ -282,7 +286,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.6], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.3], "budget_lrs": [0.03], "small_ipcs": [5],
                            "small_lrs": [0.03], "max_epochs": [300], "expert_variants": [{}],
-                           "distill_ipcs": [10], "pilot_iterations": 100, "large_ipcs": [], "large_arms": []},
+                           "distill_ipcs": [10], "pilot_iterations": 100, "large_ipcs": [], "large_arms": [],
+                           "profile_ipcs": []},
         "09_crossover": {"ipcs": [1, 10], "betas": [0.5], "eval_at": [0, 50, 100], "download_mb": 0.0},
     },
     "paper": {   # the paper's budgets and sweeps (a GPU's work: see the main-results page)
@@ -297,7 +302,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [10, 25, 50], "budget_lrs": [0.1],
                            "small_ipcs": [10, 50], "small_lrs": [0.1], "max_epochs": [500, 1000], "expert_variants": [{}],
                            "distill_ipcs": [250], "pilot_iterations": 1000,
-                           "large_ipcs": [], "large_arms": []},
+                           "large_ipcs": [], "large_arms": [], "profile_ipcs": []},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500, 1000], "betas": [0.2, 0.5, 0.8],
                          "eval_at": [0, 1000, 5000, 10000], "download_mb": 2.0},
     },

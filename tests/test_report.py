@@ -229,3 +229,18 @@ def test_the_paper_beta_row_is_paired_with_the_best_window_of_the_grid(monkeypat
     assert "0.5" in shown[0] and "0.6" in shown[0] and "-2.0 [" in shown[0] and "below" in shown[0]
     page.paper_beta_table(rows, {}, ctx)
     assert "none of this grid's IPCs (250)" in shown[-1]
+
+
+def test_the_pilot_traces_only_the_profile_at_its_further_ipcs(monkeypatch):
+    """Page 08: every arm at the pilot's IPCs, and at ``profile_ipcs`` only the profile against its start."""
+    from types import SimpleNamespace
+
+    from selmatch.companion.pages import cpu_profile as page
+
+    monkeypatch.setattr(page, "arm_job", lambda ctx, ipc, arm: (ipc, arm))
+    monkeypatch.setattr(page, "run", lambda jobs, what: [{"result": {"final": {"runs": [1.0, 2.0]}}} for _ in jobs])
+    ctx = SimpleNamespace(profile="cpu")
+    rows = page.large_ipc(ctx, [500], ["profile", "late"], [500, 1000])
+    assert [(r["ipc"], r["arm"]) for r in rows] == [(500, "start"), (500, "profile"), (500, "late"),
+                                                    (1000, "start"), (1000, "profile")]
+    assert len(page.large_ipc(ctx, [500], ["late"])) == 2

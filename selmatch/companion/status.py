@@ -258,7 +258,7 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
         ctx = env_context(profile=profile, dataset=dataset)
         parts = data["05_parts"]
         g8 = page_grid("08_cpu_profile", profile)
-        pilot = cpu_profile.large_ipc(ctx, g8["large_ipcs"], g8["large_arms"]) if g8.get("large_ipcs") else []
+        pilot = cpu_profile.large_ipc(ctx, g8["large_ipcs"], g8["large_arms"], g8["profile_ipcs"]) if g8.get("large_ipcs") else []
     except Exception as e:  # noqa: BLE001 -- a build without every page's results has no summary
         return (f"*No results summary for this build (profile `{profile}`): {type(e).__name__}: "
                 f"{str(e).splitlines()[0][:120] if str(e) else ''}.*\n")
@@ -307,15 +307,14 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
 
 def _pilot_sentence(rows: list[dict]) -> str:
     """The pilot's arms per IPC against their start: how many end above it, and the best one's difference."""
+    from .pages.cpu_profile import pilot_outcome
     from .stats import paired
 
     out = []
-    for ipc in sorted({r["ipc"] for r in rows}):
-        start = next(r for r in rows if r["ipc"] == ipc and r["arm"] == "start")["final"]
-        tried = [r for r in rows if r["ipc"] == ipc and r["arm"] != "start"]
-        up = [r["arm"] for r in tried if paired(r["final"], start).verdict == "above"]
-        best = max(tried, key=lambda r: r["final"]["mean"])
-        out.append(f"at IPC {ipc}, {len(up)} of {len(tried)} arms ({', '.join(r['arm'] for r in tried)}) end above "
-                   "their start" + (f" ({', '.join(up)})" if up else "")
-                   + f"; the best, {best['arm']}, ends {paired(best['final'], start)} points from it")
+    for ipc, o in pilot_outcome(rows).items():
+        if o["best"] is None:
+            continue
+        out.append(f"at IPC {ipc}, {len(o['up'])} of {len(o['tried'])} arms ({', '.join(r['arm'] for r in o['tried'])}) "
+                   "end above their start" + (f" ({', '.join(o['up'])})" if o["up"] else "")
+                   + f"; the best, {o['best']['arm']}, ends {paired(o['best']['final'], o['start'])} points from it")
     return "; ".join(out)

@@ -259,9 +259,11 @@ def run_arm(ctx: Context, ipc: int, arm: str) -> dict:
     return arm_job(ctx, ipc, arm)()["result"]
 
 
-def large_ipc(ctx: Context, ipcs: list[int], names: list[str]) -> list[dict]:
-    """The pilot's arms ``names`` at each IPC, each with the start (iteration 0, evaluated the same way)."""
+def large_ipc(ctx: Context, ipcs: list[int], names: list[str], profile_ipcs: list[int] = ()) -> list[dict]:
+    """The pilot's arms ``names`` at each IPC, each with the start (iteration 0, evaluated the same way); at each
+    of ``profile_ipcs`` only the profile's own distillation and its start (does the outcome hold further up?)."""
     cases = [(ipc, arm) for ipc in ipcs for arm in dict.fromkeys(["start", *names])]
+    cases += [(ipc, arm) for ipc in profile_ipcs if ipc not in ipcs for arm in ("start", "profile")]
     records = run([arm_job(ctx, ipc, arm) for ipc, arm in cases], "large-IPC pilot")
     return [{"ipc": ipc, "arm": arm, "what": arms(ctx)[arm][2], **rec["result"]}
             for (ipc, arm), rec in zip(cases, records)]
@@ -298,13 +300,23 @@ def large_ipc_table(rows: list[dict], ctx) -> None:
                 "images moved", "distill min"])
 
 
-def large_ipc_conclusions(rows: list[dict], ctx) -> None:
-    lines = []
+def pilot_outcome(rows: list[dict]) -> dict[int, dict]:
+    """Per IPC of the large-IPC pilot: its start, the arms tried, those that end above the start, and the
+    highest (``None`` before any arm has run)."""
+    out = {}
     for ipc in sorted({r["ipc"] for r in rows}):
         start = next(s for s in rows if s["ipc"] == ipc and s["arm"] == "start")["final"]
         tried = [r for r in rows if r["ipc"] == ipc and r["arm"] != "start"]
-        up = [r["arm"] for r in tried if paired(r["final"], start).verdict == "above"]
-        best = max(tried, key=lambda r: r["final"]["mean"]) if tried else None
+        out[ipc] = {"start": start, "tried": tried,
+                    "up": [r["arm"] for r in tried if paired(r["final"], start).verdict == "above"],
+                    "best": max(tried, key=lambda r: r["final"]["mean"]) if tried else None}
+    return out
+
+
+def large_ipc_conclusions(rows: list[dict], ctx) -> None:
+    lines = []
+    for ipc, o in pilot_outcome(rows).items():
+        start, tried, up, best = o["start"], o["tried"], o["up"], o["best"]
         lines.append(f"- **IPC {ipc} ({ratio(ctx.dataset, ipc)})**: the start is {fmt(start['mean'], start['std'])} %. "
                      + (f"Of {len(tried)} arm(s), {len(up)} end above it ({', '.join(up) or 'none'}); the highest, "
                         f"{best['arm']}: {phrase(paired(best['final'], start), best['arm'], 'the start')}."
