@@ -311,7 +311,7 @@ def test_a_selection_stripped_of_its_parameters_is_refused(tmp_path, capsys):
     (["-p", "seed", "1.5"], "seed=1.5 must be an int"),
     (["-p", "ipcs", "[0]"], "ipcs=[0]: 0 is not a whole number >= 1"),
     (["-p", "betas", "[1.5]"], "betas=[1.5]: 1.5 is not in [0, 1)"),
-    (["-p", "profile", "bogus"], "profile='bogus' is unknown; valid: smoke, cpu, paper"),
+    (["-p", "profile", "bogus"], "profile='bogus' is unknown; valid: smoke, cpu, lesson, paper"),
     (["-p", "device", "cuda:7"], "device='cuda:7' is not available"),
     (["-p", "profile", "bogus", "--prepare-only"], "profile='bogus' is unknown"),
     (["-p", "nope", "1"], "02_sliding_window has no parameter nope"),

@@ -47,12 +47,12 @@ def test_the_64_pixel_rule_is_applied_everywhere():
 
 
 def test_each_name_means_one_thing():
-    assert set(PRESETS) == set(PAPER_SETTINGS) | {"smoke", "cpu"}
+    assert set(PRESETS) == set(PAPER_SETTINGS) | {"smoke", "cpu", "lesson"}
     assert get_preset("cpu", "cifar10", 32) == PROFILES["cpu"].setting("cifar10", 32)
     assert get_preset("paper", "cifar10", 32, ipc=500) == PAPER_SETTINGS["cifar10-ipc500"]
     with pytest.raises(ValueError, match="preset='cpu-tiny' is unknown; valid: cifar10-ipc250"):
         get_preset("cpu-tiny", "tinyimagenet-c10", 64)
-    with pytest.raises(ValueError, match="profile='gpu' is unknown; valid: smoke, cpu, paper"):
+    with pytest.raises(ValueError, match="profile='gpu' is unknown; valid: smoke, cpu, lesson, paper"):
         get_profile("gpu")
 
 
