@@ -258,8 +258,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "large_ipcs": [10], "large_arms": ["profile", "late", "lr_small"], "profile_ipcs": [20]},
         "09_crossover": {"ipcs": [1, 10, 20], "betas": [0.0, 0.5], "eval_at": [0, 3], "download_mb": 1.0},
     },
-    "cpu": {   # windows at 250 and 500 come from 02's sweep; 04 sweeps α at two ratios and the distillation budget
-        "02_sliding_window": {"ipcs": [50, 250, 500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.4]},
+    "cpu": {   # the windows at 250-1500 come from 02's sweep; 04 sweeps α at two ratios and the distillation budget
+        "02_sliding_window": {"ipcs": [50, 250, 500, 1000, 1500], "betas": [0.0, 0.2, 0.4, 0.6, 0.8], "code_betas": [0.4]},
         "03_coverage": {"ipcs": [250, 500], "betas": [0.6, 0.8], "alpha": 0.25, "eval_at": [0, 100, 200, 300]},
         "04_ablations": {"ipcs": [250, 500], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25,
                          "distill_budgets": [[100, 10], [300, 10], [900, 10], [100, 30], [300, 30]]},
