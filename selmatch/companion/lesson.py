@@ -178,9 +178,8 @@ def limit_minutes(seconds: float) -> int:
 def exercise(page: str, record: Path = RECORD) -> None:
     """The page's in-class exercise: the question, its printed time (from the cold measurement) and, folded,
     the answer as measured."""
-    from .report import show
-
     from ..settings import get_profile
+    from .report import show
 
     ex = EXERCISES[page]
     rec = json.loads(record.read_text()).get(page) if record.exists() else None
