@@ -250,7 +250,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "03_coverage": {"ipcs": [10, 20], "betas": [0.0, 0.5], "alpha": 0.5, "eval_at": [0, 2, 5]},
         "04_ablations": {"ipcs": [10, 20], "alphas": [0.0, 0.5, 1.0], "betas": [0.0, 0.5], "alpha_fixed": 0.5,
                          "distill_budgets": [[2, 3], [5, 5]]},
-        "05_main_results": {"ipcs": [10, 20], "betas": [0.0, 0.5], "alphas": [0.5], "draws": 2, "draw_ipcs": [20]},
+        "05_main_results": {"ipcs": [10, 20], "betas": [0.0, 0.5], "alphas": [0.5], "draws": 2, "draw_ipcs": [20],
+                            "paper_setting": True},
         "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.5], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.02, 0.04], "budget_lrs": [0.03], "small_ipcs": [5], "small_lrs": [0.03],
                            "max_epochs": [10, 20], "expert_variants": [{}, {"max_per_class": 20}],
@@ -264,7 +265,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "04_ablations": {"ipcs": [250, 500], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25,
                          "distill_budgets": [[100, 10], [300, 10], [900, 10], [100, 30], [300, 30]]},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.6, 0.8], "alphas": [0.25, 0.5],
-                            "draws": 1, "draw_ipcs": [500, 1000, 1500]},
+                            "draws": 1, "draw_ipcs": [500, 1000, 1500], "paper_setting": False},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.4, 0.6, 0.8], "alpha": 0.25},
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [1, 2, 4, 8], "budget_lrs": [0.01, 0.03, 0.1],
                            "small_ipcs": [10, 50], "small_lrs": [0.01, 0.03], "max_epochs": [200, 500, 1000],
@@ -282,7 +283,8 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "03_coverage": {"ipcs": [10], "betas": [0.5], "alpha": 0.5, "eval_at": [0, 50, 100]},
         "04_ablations": {"ipcs": [10], "alphas": [0.0, 1.0], "betas": [0.5], "alpha_fixed": 0.5,
                          "distill_budgets": []},
-        "05_main_results": {"ipcs": [10], "betas": [0.5], "alphas": [0.5], "draws": 1, "draw_ipcs": [10]},
+        "05_main_results": {"ipcs": [10], "betas": [0.5], "alphas": [0.5], "draws": 1, "draw_ipcs": [10],
+                            "paper_setting": True},
         "06_tinyimagenet": {"ipcs": [10], "betas": [0.0, 0.6], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [10], "budgets": [0.3], "budget_lrs": [0.03], "small_ipcs": [5],
                            "small_lrs": [0.03], "max_epochs": [300], "expert_variants": [{}],
@@ -297,7 +299,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "04_ablations": {"ipcs": [250], "alphas": [0.0, 0.2, 0.6, 1.0], "betas": [0.5], "alpha_fixed": 0.6,
                          "distill_budgets": [[2000, 55], [10000, 55]]},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.2, 0.3, 0.5], "alphas": [0.1, 0.2, 0.6],
-                            "draws": 3, "draw_ipcs": [500, 1000, 1500]},
+                            "draws": 3, "draw_ipcs": [500, 1000, 1500], "paper_setting": True},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.7, 0.8], "alpha": 0.5},
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [10, 25, 50], "budget_lrs": [0.1],
                            "small_ipcs": [10, 50], "small_lrs": [0.1], "max_epochs": [500, 1000], "expert_variants": [{}],
@@ -327,6 +329,11 @@ def notebook_parameters(notebook: str, profile: str, **given) -> dict:
 def _parsed(name: str, value, default):
     """``value`` as the type of the grid's ``default``: papermill's ``-p ipcs "[50, 100]"`` injects a string
     (``-p`` parses only numbers and booleans), which is read here as YAML (JSON is YAML)."""
+    if isinstance(default, bool):
+        out = {"true": True, "false": False}.get(value.strip().lower()) if isinstance(value, str) else value
+        if not isinstance(out, bool):
+            raise ValueError(f"{name}={value!r} must be true or false, e.g. {name}={default!r}")
+        return out
     if not isinstance(value, str) or isinstance(default, str) or default is None:
         return value
     import yaml

@@ -71,6 +71,8 @@ def _conforms(value, typ: str) -> bool:
     """Whether ``value`` has the type a parameters cell declares (``int``, ``list[float]``, ...)."""
     if typ.startswith("list[") and typ.endswith("]"):
         return isinstance(value, list) and all(_conforms(v, typ[5:-1]) for v in value)
+    if typ == "bool":
+        return isinstance(value, bool)
     kinds = {"int": int, "float": (int, float), "str": str, "dict": dict}
     return isinstance(value, kinds[typ]) and not isinstance(value, bool)
 

@@ -244,3 +244,75 @@ def test_the_pilot_traces_only_the_profile_at_its_further_ipcs(monkeypatch):
     assert [(r["ipc"], r["arm"]) for r in rows] == [(500, "start"), (500, "profile"), (500, "late"),
                                                     (1000, "start"), (1000, "profile")]
     assert len(page.large_ipc(ctx, [500], ["late"])) == 2
+
+
+def test_the_paper_setting_is_a_candidate_only_where_the_official_scripts_set_one():
+    """α, β and lr_img from the official scripts; lr_img only when it changes the profile's; no candidate at an
+    IPC the scripts do not set, nor for a subset of one of the paper's datasets."""
+    from types import SimpleNamespace
+
+    from selmatch.companion.pages.main_results import paper_candidate
+
+    def ctx(dataset):
+        return SimpleNamespace(dataset=dataset, setting=lambda ipc: SimpleNamespace(distill=SimpleNamespace(lr_img=1000)))
+
+    assert paper_candidate(ctx("cifar10"), 1000) == {"alpha": 0.1, "beta": 0.2, "distill": {"lr_img": 10000}}
+    assert paper_candidate(ctx("cifar10"), 250) == {"alpha": 0.6, "beta": 0.5, "distill": None}
+    assert paper_candidate(ctx("tinyimagenet"), 50) == {"alpha": 0.6, "beta": 0.8, "distill": None}
+    assert paper_candidate(ctx("cifar10"), 10) is None
+    assert paper_candidate(ctx("tinyimagenet-c10"), 50) is None
+
+
+def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(monkeypatch):
+    """With ``paper``, the paper's setting joins the grid's α at the window's β; the best on the *validation* half
+    is SelMatch (even when another is better on test); every candidate is kept; its own β and lr_img go to the
+    decomposition's iteration 0; the table pairs the paper's setting with the grid's best and each method."""
+    from types import SimpleNamespace
+
+    from selmatch.companion import report
+    from selmatch.companion.pages import main_results as page
+    from selmatch.companion.stats import paired
+
+    shown = []
+    monkeypatch.setattr(page, "show", shown.append)
+    monkeypatch.setattr(report, "show", shown.append)
+    ctx = SimpleNamespace(dataset="cifar10", profile="cpu",
+                          setting=lambda ipc: SimpleNamespace(distill=SimpleNamespace(lr_img=1000)))
+    base = [60.0, 61.0, 62.0, 61.0, 60.5]
+    # (alpha, beta, lr_img) -> (shift on test, validation accuracy)
+    outcome = {(0.25, 0.4, None): (1.0, 61.0), (0.5, 0.4, None): (1.5, 60.0), (0.1, 0.2, 10000): (0.5, 62.0)}
+    jobs = []
+
+    def selmatch_job(ctx, ipc, alpha, beta, init="window", score="cscore", distill=None, iterations=None):
+        jobs.append((ipc, alpha, beta, distill, iterations))
+        key = (alpha, beta, (distill or {}).get("lr_img"))
+        shift, val = outcome.get(key, (-2.0, 50.0))
+        return {"config": {"augmentation": "combined", "alpha": alpha},
+                "result": {"final": {**_acc([x + shift for x in base], "combined"), "val": val}, "loss": [1.0, 0.9]}}
+
+    monkeypatch.setattr(page, "best_windows", lambda ctx, ipcs, betas, score: {
+        ipc: _acc(base, "dsa", beta=0.4, val=59.0) for ipc in ipcs})
+    monkeypatch.setattr(page, "random_eval", SimpleNamespace(job=lambda ctx, ipc: {
+        "config": {"augmentation": "dsa"}, "result": {"final": _acc([x - 1 for x in base], "dsa")}}))
+    monkeypatch.setattr(page, "selmatch_run", SimpleNamespace(job=selmatch_job))
+    monkeypatch.setattr(page, "run", lambda jobs, label: list(jobs))
+
+    grid_only = page.main_results(ctx, [1000], [0.4], [0.25, 0.5])[1000]["SelMatch"]
+    assert (grid_only["alpha"], grid_only["setting"], len(grid_only["candidates"])) == (0.25, "grid", 2)
+    results = page.main_results(ctx, [1000], [0.4], [0.25, 0.5], paper=True)
+    sm = results[1000]["SelMatch"]
+    assert (sm["alpha"], sm["beta"], sm["distill"], sm["setting"]) == (0.1, 0.2, {"lr_img": 10000}, "paper")
+    assert [c["setting"] for c in sm["candidates"]] == ["grid", "grid", "paper"]
+    jobs.clear()
+    page.decomposition(ctx, results)
+    assert (1000, 0.1, 0.2, {"lr_img": 10000}, 0) in jobs
+    page.paper_settings_table(results, ctx)
+    table, caption = shown[-2:]
+    row = table.splitlines()[-1]
+    grid_best = sm["candidates"][0]
+    assert "α 0.1, β 0.2, lr_img 10,000" in row and str(paired(sm, grid_best)) in row and "(grid: α 0.25, β 0.4)" in row
+    assert str(paired(sm, results[1000]["MTT"])) in row and "IPC 1000: the paper" in caption
+    page.main_table(results, ctx)
+    assert "the paper's own setting, chosen on the validation half" in shown[-1]
+    page.paper_settings_table(page.main_results(ctx, [10], [0.4], [0.25], paper=True), ctx)
+    assert "none of this page's IPCs (10)" in shown[-1]

@@ -83,3 +83,15 @@ def test_notebook_parameters_read_papermill_strings_as_the_grid_types():
         notebook_parameters("04_ablations", "cpu", ipcs="[50,")
     with pytest.raises(ValueError, match="alpha_fixed='big' must be a number"):
         notebook_parameters("04_ablations", "cpu", alpha_fixed="big")
+
+
+def test_a_switch_of_a_page_grid_takes_true_or_false_and_nothing_else():
+    import pytest
+
+    from selmatch.settings import notebook_parameters
+
+    assert notebook_parameters("05_main_results", "cpu", paper_setting="true") == {"paper_setting": True}
+    assert notebook_parameters("05_main_results", "smoke", paper_setting=False) == {"paper_setting": False}
+    for bad in ("3", 1, "yes please"):
+        with pytest.raises(ValueError, match=r"paper_setting=.* must be true or false"):
+            notebook_parameters("05_main_results", "cpu", paper_setting=bad)

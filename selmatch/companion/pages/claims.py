@@ -297,7 +297,8 @@ def page_data(profile: str, dataset: str = "cifar10", seed: int = 0, device: str
     ctx = env_context(profile=profile, dataset=dataset, seed=seed, device=device)
     grid = {name: page_grid(name, profile) for name in CLAIM_PAGES}
     g = grid["02_sliding_window"]
-    main = main_results(ctx, **{k: grid["05_main_results"][k] for k in ("ipcs", "betas", "alphas")})
+    g5 = grid["05_main_results"]
+    main = main_results(ctx, g5["ipcs"], g5["betas"], g5["alphas"], paper=g5["paper_setting"])
     x = grid["09_crossover"]
     return {"02_sliding_window": sliding_window(ctx, g["ipcs"], g["betas"], g["code_betas"], log=lambda m: None),
             "03_coverage": coverage(ctx, **grid["03_coverage"]),

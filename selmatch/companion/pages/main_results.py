@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 from ..paper import fmt, paper_value
 from ..report import _compare, ratio, show, table
 from ..stats import RULE, paired
+from ...settings import paper_setting
 from ..units import best_on_val, best_windows, Context, random_eval, run, selmatch_run
 
 
@@ -57,8 +58,8 @@ def main_table(results: dict, ctx) -> None:
             cells.append(f"**{fmt(by[m]['mean'], by[m]['std'])}**" + (f"<br>*{paper_word} {fmt(*p)}*" if p else ""))
         rows.append([f"{ipc} ({rt})", *cells])
         sm = by["SelMatch"]
-        chosen.append((ipc, f"window β = {by['Sliding window']['beta']} (chosen on the validation half), α = {sm['alpha']} "
-                            f"({'fixed in advance' if sm.get('alpha_fixed') else 'chosen on the validation half'})"))
+        chosen.append((ipc, f"window β = {by['Sliding window']['beta']} (chosen on the validation half), "
+                            + selmatch_choice(sm)))
     n = sorted({len(by[m]["runs"]) for by in results.values() for m in METHODS})
     table(rows, ["IPC (ratio)", *METHODS])
     same = len({c for _, c in chosen}) == 1
@@ -66,6 +67,24 @@ def main_table(results: dict, ctx) -> None:
          f"*{paper_header if paper_ds != ctx.dataset else 'the paper (ResNet-18-BN, 5 runs)'}*. "
          + (f"At every IPC: {chosen[0][1]}." if same else "; ".join(f"IPC {i}: {c}" for i, c in chosen) + ".")
          + " " + protocol_note(results))
+
+
+def setting_words(c: dict) -> str:
+    """A SelMatch candidate in words: its α, β and, where it changes the profile's, lr_img."""
+    lr = f", lr_img {c['distill']['lr_img']:,g}" if c.get("distill") else ""
+    return f"α {c['alpha']}, β {c.get('beta')}{lr}"
+
+
+def selmatch_choice(sm: dict) -> str:
+    """How SelMatch's setting was chosen, in words, for a table's caption."""
+    if sm.get("alpha_fixed"):
+        return f"α = {sm['alpha']} (fixed in advance)"
+    paper = [c for c in sm.get("candidates", ()) if "paper" in c.get("setting", "")]
+    if not paper:
+        return f"α = {sm['alpha']} (chosen on the validation half)"
+    where = "the paper's own setting" if "paper" in sm.get("setting", "") else "a setting of the grid"
+    return (f"SelMatch {setting_words(sm)}: {where}, chosen on the validation half among the grid's α at the "
+            f"window's β and the paper's {setting_words(paper[0])}")
 
 
 def protocol_note(results: dict) -> str:
@@ -97,6 +116,38 @@ def differences_table(results: dict, ctx) -> None:
     table(rows, ["difference", "IPC (ratio)", f"ours, {ctx.profile} (points, 95 % interval)", "verdict",
                  "paper (points)" if paper_ds == ctx.dataset else "paper, all classes (orientation)"])
     show(f"*Verdict rule:* {RULE}")
+
+
+def paper_settings_table(results: dict, ctx) -> None:
+    """SelMatch at the paper's own α, β and lr_img, at each IPC where the official scripts set them, against
+    the best of the grid's candidates and against the other three methods (paired by evaluation seed)."""
+    rows, picked, runs = [], [], set()
+    for ipc, by in results.items():
+        cands = by["SelMatch"].get("candidates", [])
+        paper = next((c for c in cands if "paper" in c["setting"]), None)
+        if paper is None:
+            continue
+        grid = [c for c in cands if c["setting"] == "grid"]
+        if grid:
+            best = best_on_val(grid)
+            p = paired(paper, best)
+            vs_grid = f"{p}<br>{p.verdict} (grid: {setting_words(best)})"
+        else:
+            vs_grid = "– (the paper's setting is in the grid)"
+        cells = [f"{p}<br>{p.verdict}" for p in (paired(paper, by[m]) for m in ("Random", "Sliding window", "MTT"))]
+        rows.append([f"{ipc} ({ratio(ctx.dataset, ipc)})", setting_words(paper), fmt(paper["mean"], paper["std"]),
+                     vs_grid, *cells])
+        picked.append(f"IPC {ipc}: {'the paper' if 'paper' in by['SelMatch']['setting'] else 'the grid'}")
+        runs.add(len(paper["runs"]))
+    if not rows:
+        show(f"The official scripts set SelMatch for {ctx.dataset} at none of this page's IPCs "
+             f"({', '.join(map(str, results))}), so there is no paper-setting row.")
+        return
+    table(rows, ["IPC (ratio)", "the paper's setting", f"SelMatch at it, {ctx.profile}", "− the grid's best (val)",
+                 "− Random", "− best window", "− MTT"])
+    show(f"Test accuracy (%, `{ctx.profile}`, {ctx.dataset}, mean ± std over {'/'.join(map(str, sorted(runs)))} runs) "
+         "and paired differences in points (95 % interval, verdict). Everything except α, β and lr_img is the "
+         f"profile's. Chosen for the main table on the validation half: {'; '.join(picked)}. *Verdict rule:* {RULE}")
 
 
 def test_size_note(results: dict, ctx) -> None:
@@ -165,20 +216,48 @@ def main_conclusions(results: dict, ctx) -> None:
     show("\n".join(out) + f"\n\n*Verdict rule:* {RULE}")
 
 
+def paper_candidate(ctx: Context, ipc: int) -> dict | None:
+    """The official scripts' SelMatch setting at ``ipc`` for the context's dataset, as a candidate beside the
+    grid's: ``{"alpha", "beta", "distill"}``, where ``distill`` sets the paper's lr_img when it differs from the
+    profile's (None otherwise). None where the paper sets none: another IPC, or a subset of one of its datasets
+    (the paper's settings are for all of its classes)."""
+    try:
+        ps = paper_setting(ctx.dataset, ipc)
+    except ValueError:
+        return None
+    if ps.dataset != ctx.dataset:
+        return None
+    lr = ps.distill.lr_img
+    return {"alpha": ps.alpha, "beta": ps.beta,
+            "distill": None if lr == ctx.setting(ipc).distill.lr_img else {"lr_img": lr}}
+
+
 def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list[float] | float,
-                 score: str = "cscore") -> dict:
-    """Random, the best window, MTT and SelMatch (best α on validation) per IPC."""
+                 score: str = "cscore", paper: bool = False) -> dict:
+    """Random, the best window, MTT and SelMatch per IPC. SelMatch's candidates are each α of ``alphas`` at the
+    best window's β, and with ``paper`` also the paper's own α, β and lr_img where it sets them
+    (:func:`paper_candidate`); the best on validation is chosen. ``by["SelMatch"]["candidates"]`` keeps them all."""
     alphas = alphas if isinstance(alphas, list) else [alphas]
     window = best_windows(ctx, ipcs, betas, score)
+    cands = {ipc: [{"alpha": a, "beta": window[ipc]["beta"], "distill": None, "setting": "grid"} for a in alphas]
+             for ipc in ipcs}
+    for ipc in ipcs if paper else ():
+        c = paper_candidate(ctx, ipc)
+        same = [g for g in cands[ipc] if c and (g["alpha"], g["beta"], g["distill"]) == (c["alpha"], c["beta"], c["distill"])]
+        for g in same:
+            g["setting"] = "grid and paper"
+        if c and not same:
+            cands[ipc].append({**c, "setting": "paper"})
     jobs = {(ipc, "Random"): random_eval.job(ctx, ipc) for ipc in ipcs}
     jobs |= {(ipc, "MTT"): selmatch_run.job(ctx, ipc, 1.0, 0.0, init="random") for ipc in ipcs}
-    jobs |= {(ipc, a): selmatch_run.job(ctx, ipc, a, window[ipc]["beta"], score=score) for ipc in ipcs for a in alphas}
+    jobs |= {(ipc, i): selmatch_run.job(ctx, ipc, c["alpha"], c["beta"], score=score, distill=c["distill"])
+             for ipc in ipcs for i, c in enumerate(cands[ipc])}
     res = dict(zip(jobs, run(list(jobs.values()), "random, MTT and SelMatch")))
     results = {}
     for ipc in ipcs:
-        sm = [{"alpha": a, "alpha_fixed": len(alphas) == 1, **_distilled(res[ipc, a])} for a in alphas]
+        sm = [{**c, "alpha_fixed": len(cands[ipc]) == 1, **_distilled(res[ipc, i])} for i, c in enumerate(cands[ipc])]
         results[ipc] = {"Random": evaluated(res[ipc, "Random"]), "Sliding window": window[ipc],
-                        "MTT": _distilled(res[ipc, "MTT"]), "SelMatch": best_on_val(sm)}
+                        "MTT": _distilled(res[ipc, "MTT"]), "SelMatch": {**best_on_val(sm), "candidates": sm}}
     return results
 
 
@@ -189,8 +268,9 @@ def decomposition(ctx: Context, results: dict) -> dict:
     seeds, so each step is a paired difference."""
     jobs = {}
     for ipc, by in results.items():
-        jobs[ipc, "SelMatch"] = selmatch_run.job(ctx, ipc, by["SelMatch"]["alpha"], by["Sliding window"]["beta"],
-                                                 iterations=0)
+        sm = by["SelMatch"]
+        jobs[ipc, "SelMatch"] = selmatch_run.job(ctx, ipc, sm["alpha"], sm.get("beta", by["Sliding window"]["beta"]),
+                                                 iterations=0, distill=sm.get("distill"))
         jobs[ipc, "MTT"] = selmatch_run.job(ctx, ipc, 1.0, 0.0, init="random", iterations=0)
     res = {key: evaluated(r) for key, r in zip(jobs, run(list(jobs.values()), "iteration 0 of each distillation"))}
     return {ipc: {"SelMatch": (by["Sliding window"], res[ipc, "SelMatch"], by["SelMatch"]),
@@ -264,7 +344,8 @@ def in_short(results: dict, parts: dict, too_short: str, ctx) -> None:
     show("\n".join(out) + line + f"\n\n*Verdict rule:* {RULE} Intervals are 95 %, in points.")
 
 
-def replicated(ctx: Context, results: dict, ipcs: list[int], betas: list[float], alphas, draws: int) -> dict:
+def replicated(ctx: Context, results: dict, ipcs: list[int], betas: list[float], alphas, draws: int,
+               paper: bool = False) -> dict:
     """The page's four methods at ``ipcs`` in ``draws`` independent draws: draw 0 is the page's own results, draw d
     reruns everything at seed ``seed + 100·d`` (another random subset, other experts, another distillation, other
     evaluation seeds; β and α chosen on validation again). ``{ipc: [by_method of each draw]}``."""
@@ -276,7 +357,7 @@ def replicated(ctx: Context, results: dict, ipcs: list[int], betas: list[float],
     if missing:
         raise ValueError(f"draw_ipcs={ipcs}: {missing} not among the page's ipcs {list(results)}; a draw is compared "
                          "with the page's own results at the same IPC")
-    more = [main_results(replace(ctx, seed=ctx.seed + 100 * d), ipcs, betas, alphas) for d in range(1, draws)]
+    more = [main_results(replace(ctx, seed=ctx.seed + 100 * d), ipcs, betas, alphas, paper=paper) for d in range(1, draws)]
     return {ipc: [results[ipc], *(m[ipc] for m in more)] for ipc in ipcs}
 
 
