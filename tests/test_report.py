@@ -202,9 +202,9 @@ def test_replicated_draws_give_an_interval_over_draws_beside_the_seed_paired_one
     page.draws_table({500: [draw(1.0)]}, ctx)
     assert "– (one draw)" in shown[-2] and "no interval over draws yet" in shown[-1]
     with pytest.raises(ValueError, match="draws=0"):
-        page.replicated(ctx, {500: draw(1.0)}, [500], [0.6], [0.25], 0)
+        page.replicated(ctx, {500: draw(1.0)}, [500], 0)
     with pytest.raises(ValueError, match=r"draw_ipcs=\[250\]"):
-        page.replicated(ctx, {500: draw(1.0)}, [250], [0.6], [0.25], 2)
+        page.replicated(ctx, {500: draw(1.0)}, [250], 2)
 
 
 def test_the_paper_beta_row_is_paired_with_the_best_window_of_the_grid(monkeypatch):
@@ -316,3 +316,38 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
     assert "the paper's own setting, chosen on the validation half" in shown[-1]
     page.paper_settings_table(page.main_results(ctx, [10], [0.4], [0.25], paper=True), ctx)
     assert "none of this page's IPCs (10)" in shown[-1]
+
+
+def test_a_draw_reruns_every_method_at_its_own_seed_with_the_first_draws_choices(monkeypatch):
+    """Draw d: seed + 100·d for all four methods; the window at draw 0's β and SelMatch at draw 0's α, β and lr_img
+    (no candidate is rerun); the rows keep what was chosen."""
+    from dataclasses import make_dataclass
+    from types import SimpleNamespace
+
+    from selmatch.companion.pages import main_results as page
+
+    calls = []
+
+    def record(kind):
+        def job(ctx, ipc, *args, **kw):
+            calls.append((kind, ctx.seed, ipc, args, kw))
+            return {"config": {"augmentation": "dsa", "alpha": args[0] if kind == "selmatch" else 0.0},
+                    "result": {"final": _acc([60.0 + ctx.seed / 100] * 3, "dsa"), "loss": [1.0]}}
+        return SimpleNamespace(job=job)
+
+    monkeypatch.setattr(page, "random_eval", record("random"))
+    monkeypatch.setattr(page, "window_eval", record("window"))
+    monkeypatch.setattr(page, "selmatch_run", record("selmatch"))
+    monkeypatch.setattr(page, "run", lambda jobs, label: list(jobs))
+    ctx = make_dataclass("Ctx", [("seed", int)], frozen=True)(seed=0)
+    draw0 = {"Random": _acc([60.0] * 3, "dsa"), "Sliding window": _acc([61.0] * 3, "dsa", beta=0.4),
+             "MTT": _acc([59.0] * 3, "combined", 1.0),
+             "SelMatch": _acc([62.0] * 3, "combined", 0.1, alpha=0.1, beta=0.2, distill={"lr_img": 10000}, setting="paper")}
+    rep = page.replicated(ctx, {1000: draw0}, [1000], 3)
+    assert len(rep[1000]) == 3 and rep[1000][0] is draw0
+    assert sorted({seed for _, seed, *_ in calls}) == [100, 200] and len(calls) == 8
+    assert ("window", 100, 1000, (0.4, "cscore"), {}) in calls
+    assert ("selmatch", 200, 1000, (0.1, 0.2), {"score": "cscore", "distill": {"lr_img": 10000}}) in calls
+    assert ("selmatch", 100, 1000, (1.0, 0.0), {"init": "random"}) in calls
+    d2 = rep[1000][2]
+    assert d2["SelMatch"]["setting"] == "paper" and d2["Sliding window"]["beta"] == 0.4 and d2["Random"]["mean"] == 62.0

@@ -11,7 +11,7 @@ from ..paper import fmt, paper_value
 from ..report import _compare, ratio, show, table
 from ..stats import RULE, paired
 from ...settings import paper_setting
-from ..units import best_on_val, best_windows, Context, random_eval, run, selmatch_run
+from ..units import best_on_val, best_windows, Context, random_eval, run, selmatch_run, window_eval
 
 
 METHODS = ("Random", "Sliding window", "MTT", "SelMatch")
@@ -344,11 +344,13 @@ def in_short(results: dict, parts: dict, too_short: str, ctx) -> None:
     show("\n".join(out) + line + f"\n\n*Verdict rule:* {RULE} Intervals are 95 %, in points.")
 
 
-def replicated(ctx: Context, results: dict, ipcs: list[int], betas: list[float], alphas, draws: int,
-               paper: bool = False) -> dict:
+def replicated(ctx: Context, results: dict, ipcs: list[int], draws: int, score: str = "cscore") -> dict:
     """The page's four methods at ``ipcs`` in ``draws`` independent draws: draw 0 is the page's own results, draw d
     reruns everything at seed ``seed + 100·d`` (another random subset, other experts, another distillation, other
-    evaluation seeds; β and α chosen on validation again). ``{ipc: [by_method of each draw]}``."""
+    evaluation seeds) with every choice kept from draw 0: the window's β and SelMatch's α, β and lr_img. The draws
+    measure what chance does to a comparison as configured, not the choice on validation (rerunning that would
+    cost every candidate again). ``{ipc: [by_method of each draw]}``; computed one IPC at a time, so a partial
+    run leaves whole IPCs behind it."""
     from dataclasses import replace
 
     if not isinstance(draws, int) or draws < 1:
@@ -357,8 +359,27 @@ def replicated(ctx: Context, results: dict, ipcs: list[int], betas: list[float],
     if missing:
         raise ValueError(f"draw_ipcs={ipcs}: {missing} not among the page's ipcs {list(results)}; a draw is compared "
                          "with the page's own results at the same IPC")
-    more = [main_results(replace(ctx, seed=ctx.seed + 100 * d), ipcs, betas, alphas, paper=paper) for d in range(1, draws)]
-    return {ipc: [results[ipc], *(m[ipc] for m in more)] for ipc in ipcs}
+    jobs = {}
+    for ipc in ipcs:
+        by = results[ipc]
+        sm = by["SelMatch"]
+        for d in range(1, draws):
+            c = replace(ctx, seed=ctx.seed + 100 * d)
+            jobs[ipc, d, "Random"] = random_eval.job(c, ipc)
+            jobs[ipc, d, "Sliding window"] = window_eval.job(c, ipc, by["Sliding window"]["beta"], score)
+            jobs[ipc, d, "MTT"] = selmatch_run.job(c, ipc, 1.0, 0.0, init="random")
+            jobs[ipc, d, "SelMatch"] = selmatch_run.job(c, ipc, sm["alpha"], sm.get("beta", by["Sliding window"]["beta"]),
+                                                        score=score, distill=sm.get("distill"))
+    res = dict(zip(jobs, run(list(jobs.values()), "replicated draws")))
+    out = {}
+    for ipc in ipcs:
+        chosen = {k: v for k, v in results[ipc]["SelMatch"].items() if k in ("alpha", "beta", "distill", "setting")}
+        out[ipc] = [results[ipc]] + [
+            {"Random": evaluated(res[ipc, d, "Random"]),
+             "Sliding window": {"beta": results[ipc]["Sliding window"]["beta"], **evaluated(res[ipc, d, "Sliding window"])},
+             "MTT": _distilled(res[ipc, d, "MTT"]), "SelMatch": {**chosen, **_distilled(res[ipc, d, "SelMatch"])}}
+            for d in range(1, draws)]
+    return out
 
 
 HEADLINE = (("SelMatch", "Random"), ("SelMatch", "Sliding window"), ("SelMatch", "MTT"))   # claim (h)
@@ -383,7 +404,8 @@ def draws_table(rep: dict, ctx) -> None:
     runs = len(next(iter(rep.values()))[0]["Random"]["runs"])
     note = (f"`{ctx.profile}`, {ctx.dataset}: {n} draw{'s' if n > 1 else ''} of {runs} evaluation runs each. The "
             "seed-paired interval covers only the evaluation seeds of one draw (one random subset, one set of experts, "
-            "one distillation); the interval over draws covers those too.")
+            "one distillation); the interval over draws covers those too. Every draw keeps draw 0's choices (the window's β, "
+            "SelMatch's setting).")
     if n == 1:
         note += (" With one draw there is no interval over draws yet: a larger `draws` computes more (each draw costs "
                  "about what the page's row on the status page says, again).")
