@@ -132,3 +132,4 @@ def test_the_intro_summary_is_written_from_the_committed_cpu_results(monkeypatch
     assert not text.startswith("*No results summary"), text
     assert "*What reproduces.*" in text and "*What does not, and what was tested as its cause.*" in text
     assert text.count("| 5% (IPC 250) |") == 1 and "augmentation | distillation |" in text
+    assert "| SelMatch's setting (val) |" in text and "| 5% (IPC 250) | α " in text

@@ -249,6 +249,7 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
     from ..settings import page_grid
     from .pages import ablations, cpu_profile
     from .pages.claims import evaluate_claims, page_data
+    from .pages.main_results import setting_words
     from .report import ratio
     from .stats import paired
     from .units import env_context
@@ -292,10 +293,13 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
               f"{next(c['verdict'] for c in claims if c['id'] == 'h')} here. Per ratio, SelMatch − each method (the "
               "paper's protocol), and SelMatch − window split by one protocol into the augmentation's part and "
               "the distillation's ({doc}`notebooks/05_main_results`):", "",
-              "| ratio | − random | − window | − MTT | augmentation | distillation |", "|---|---|---|---|---|---|"]
+              "| ratio | SelMatch's setting (val) | − random | − window | − MTT | augmentation | distillation |",
+              "|---|---|---|---|---|---|---|"]
     for ipc, by in main.items():
         sel, start, end = parts[ipc]["SelMatch"]
-        lines.append(f"| {ratio(dataset, ipc)} (IPC {ipc}) | "
+        sm = by["SelMatch"]
+        lines.append(f"| {ratio(dataset, ipc)} (IPC {ipc}) | {'the paper’s: ' if 'paper' in sm['setting'] else ''}"
+                     f"{setting_words(sm)} | "
                      + " | ".join(str(paired(by["SelMatch"], by[m])) for m in ("Random", "Sliding window", "MTT"))
                      + f" | {paired(start, sel)} | {paired(end, start)} |")
     lines += ["", "  Random and the window are evaluated with DSA (one family per batch), MTT and SelMatch with the "
