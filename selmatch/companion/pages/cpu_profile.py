@@ -298,6 +298,9 @@ def large_ipc_table(rows: list[dict], ctx) -> None:
                     f"{r.get('distill_seconds', 0) / 60:.0f}"])
     table(out, ["IPC", "arm", "what it changes", f"end, {ctx.profile}", "end − start [95 %]", "verdict",
                 "images moved", "distill min"])
+    show(f"*end*: test accuracy (%, {ctx.dataset}, mean ± std over the profile's runs, paired by seed with the start). "
+         "*distill min*: the distillation's wall-clock minutes as it ran, which count any time its process was paused "
+         "so that another computation could have the machine to itself; an upper bound on its cost, not a timing.")
 
 
 def pilot_outcome(rows: list[dict]) -> dict[int, dict]:
