@@ -246,6 +246,26 @@ def test_the_pilot_traces_only_the_profile_at_its_further_ipcs(monkeypatch):
     assert len(page.large_ipc(ctx, [500], ["late"])) == 2
 
 
+def test_the_pilot_names_the_arms_it_has_not_run(monkeypatch):
+    """Page 08's conclusions name, per IPC where arms ran, each arm of the profile that did not; none at an IPC
+    where only the profile is traced."""
+    from types import SimpleNamespace
+
+    from selmatch.companion.pages import cpu_profile as page
+
+    shown = []
+    monkeypatch.setattr(page, "show", shown.append)
+    row = lambda ipc, arm, shift: {"ipc": ipc, "arm": arm, "final": {"runs": [60.0 + shift, 61.0 + shift, 62.0 + shift],  # noqa: E731
+                                                                 "mean": 61.0 + shift, "std": 1.0}}
+    rows = [row(500, "start", 0), row(500, "profile", -3), row(500, "late", -2), row(1000, "start", 0),
+            row(1000, "profile", -1)]
+    page.large_ipc_conclusions(rows, SimpleNamespace(profile="cpu", dataset="cifar10"))
+    text = shown[-1]
+    missing = [a for a in page.ARMS["cpu"] if a not in ("start", "profile", "late")]
+    assert f"Not run at IPC 500 at this profile: {', '.join(missing)}" in text
+    assert "Not run at IPC 1000" not in text
+
+
 def test_the_paper_setting_is_a_candidate_only_where_the_official_scripts_set_one():
     """α, β and lr_img from the official scripts; lr_img only when it changes the profile's; no candidate at an
     IPC the scripts do not set, nor for a subset of one of the paper's datasets."""

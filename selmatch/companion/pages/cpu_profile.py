@@ -324,6 +324,10 @@ def large_ipc_conclusions(rows: list[dict], ctx) -> None:
                      + (f"Of {len(tried)} arm(s), {len(up)} end above it ({', '.join(up) or 'none'}); the highest, "
                         f"{best['arm']}: {phrase(paired(best['final'], start), best['arm'], 'the start')}."
                         if best else "No arm has run yet."))
+        untried = [a for a in arms(ctx) if a not in ("start", "profile") and a not in {r["arm"] for r in tried}]
+        if untried and ipc in {r["ipc"] for r in tried if r["arm"] not in ("start", "profile")}:
+            lines.append(f"  Not run at IPC {ipc} at this profile: {', '.join(untried)} "
+                         f"({'; '.join(arms(ctx)[a][2] for a in untried)}).")
         by = {r["arm"]: r for r in tried}
         if "near" in by and "profile" in by and paired(by["near"]["final"], start).verdict == "below":
             p = paired(by["near"]["final"], by["profile"]["final"])
