@@ -274,7 +274,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
                            "distill_ipcs": [10, 250], "pilot_iterations": 300,
                            # the large-IPC pilot's arms with committed results (selmatch.companion.pages.cpu_profile)
                            "large_ipcs": [500], "large_arms": ["profile", "late", "lr_small", "near", "syn_lr", "lr_paper"],
-                           "profile_ipcs": []},
+                           "profile_ipcs": [1000]},
         "09_crossover": {"ipcs": [1, 10, 50, 250, 500], "betas": [0.4, 0.8], "eval_at": [0, 100, 200, 300],
                          "download_mb": 2.0},
     },
