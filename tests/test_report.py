@@ -333,7 +333,7 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
     assert "α 0.1, β 0.2, lr_img 10,000" in row and str(paired(sm, grid_best)) in row and "(grid: α 0.25, β 0.4)" in row
     assert str(paired(sm, results[1000]["MTT"])) in row and "IPC 1000: the paper" in caption
     page.main_table(results, ctx)
-    assert "the paper's own setting, chosen on the validation half" in shown[-1]
+    assert "SelMatch α 0.1, β 0.2, lr_img 10,000 (the paper's own setting; chosen on the validation half)" in shown[-1]
     page.paper_settings_table(page.main_results(ctx, [10], [0.4], [0.25], paper=True), ctx)
     assert "none of this page's IPCs (10)" in shown[-1]
 

@@ -82,9 +82,8 @@ def selmatch_choice(sm: dict) -> str:
     paper = [c for c in sm.get("candidates", ()) if "paper" in c.get("setting", "")]
     if not paper:
         return f"α = {sm['alpha']} (chosen on the validation half)"
-    where = "the paper's own setting" if "paper" in sm.get("setting", "") else "a setting of the grid"
-    return (f"SelMatch {setting_words(sm)}: {where}, chosen on the validation half among the grid's α at the "
-            f"window's β and the paper's {setting_words(paper[0])}")
+    where = "the paper's own setting" if "paper" in sm.get("setting", "") else "the grid's; the paper's was a candidate"
+    return f"SelMatch {setting_words(sm)} ({where}; chosen on the validation half)"
 
 
 def protocol_note(results: dict) -> str:
