@@ -268,8 +268,8 @@ def decomposition(ctx: Context, results: dict) -> dict:
     jobs = {}
     for ipc, by in results.items():
         sm = by["SelMatch"]
-        jobs[ipc, "SelMatch"] = selmatch_run.job(ctx, ipc, sm["alpha"], sm.get("beta", by["Sliding window"]["beta"]),
-                                                 iterations=0, distill=sm.get("distill"))
+        jobs[ipc, "SelMatch"] = selmatch_run.job(ctx, ipc, sm["alpha"], sm["beta"], iterations=0,
+                                                 distill=sm["distill"])
         jobs[ipc, "MTT"] = selmatch_run.job(ctx, ipc, 1.0, 0.0, init="random", iterations=0)
     res = {key: evaluated(r) for key, r in zip(jobs, run(list(jobs.values()), "iteration 0 of each distillation"))}
     return {ipc: {"SelMatch": (by["Sliding window"], res[ipc, "SelMatch"], by["SelMatch"]),
@@ -367,8 +367,8 @@ def replicated(ctx: Context, results: dict, ipcs: list[int], draws: int, score: 
             jobs[ipc, d, "Random"] = random_eval.job(c, ipc)
             jobs[ipc, d, "Sliding window"] = window_eval.job(c, ipc, by["Sliding window"]["beta"], score)
             jobs[ipc, d, "MTT"] = selmatch_run.job(c, ipc, 1.0, 0.0, init="random")
-            jobs[ipc, d, "SelMatch"] = selmatch_run.job(c, ipc, sm["alpha"], sm.get("beta", by["Sliding window"]["beta"]),
-                                                        score=score, distill=sm.get("distill"))
+            jobs[ipc, d, "SelMatch"] = selmatch_run.job(c, ipc, sm["alpha"], sm["beta"], score=score,
+                                                        distill=sm["distill"])
     res = dict(zip(jobs, run(list(jobs.values()), "replicated draws")))
     out = {}
     for ipc in ipcs:
