@@ -133,3 +133,26 @@ def test_the_intro_summary_is_written_from_the_committed_cpu_results(monkeypatch
     assert "*What reproduces.*" in text and "*What does not, and what was tested as its cause.*" in text
     assert text.count("| 5% (IPC 250) |") == 1 and "augmentation | distillation |" in text
     assert "| SelMatch's setting (val) |" in text and "| 5% (IPC 250) | α " in text
+
+
+def test_the_headline_is_judged_over_draws_where_page_05_has_three():
+    """Draw 0 alone puts SelMatch clearly above everything at IPC 1000; two more draws that disagree make the
+    interval over draws straddle 0 there, so (h) is no longer decided. With two draws the seed-paired interval
+    still decides (the page's minimum is three), and three draws all clearly above hold."""
+    from selmatch.companion.pages.claims import MIN_DRAWS
+
+    base = [50.0, 51.0, 49.0, 52.0, 50.5]
+
+    def draw(shift):
+        by = {m: ev(base) for m in ("Random", "Sliding window", "MTT")}
+        return {**by, "SelMatch": ev([b + shift + 0.1 * i for i, b in enumerate(base)])}
+
+    main = {ipc: draw(3.0) for ipc in (250, 1000)}
+    h = lambda data: {r["id"]: r for r in evaluate_claims(data, "cifar10")}["h"]
+    assert h({"05_main_results": main})["verdict"] == HOLDS
+    assert MIN_DRAWS == 3
+    undecided = h({"05_main_results": main, "05_draws": {1000: [main[1000], draw(-2.0), draw(0.5)]}})
+    assert undecided["verdict"] == UNDECIDED
+    assert "IPC 1000, over 3 draws: vs Random" in undecided["statistic"] and "judged over draws at IPC 1000" in undecided["statistic"]
+    assert h({"05_main_results": main, "05_draws": {1000: [main[1000], draw(-2.0)]}})["verdict"] == HOLDS
+    assert h({"05_main_results": main, "05_draws": {1000: [main[1000], draw(2.5), draw(3.5)]}})["verdict"] == HOLDS

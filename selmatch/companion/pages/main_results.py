@@ -384,14 +384,22 @@ def replicated(ctx: Context, results: dict, ipcs: list[int], draws: int, score: 
 HEADLINE = (("SelMatch", "Random"), ("SelMatch", "Sliding window"), ("SelMatch", "MTT"))   # claim (h)
 
 
+def over_draws(by_draw: list[dict], a: str, b: str):
+    """The interval over draws of A − B: a Student-t interval of the per-draw mean differences (each draw paired
+    by its own evaluation seeds), so it covers the random subset, the experts and the distillation too; None with
+    fewer than two draws."""
+    diffs = [paired(by[a], by[b]).diff for by in by_draw]
+    return paired(diffs, [0.0] * len(diffs)) if len(diffs) >= 2 else None
+
+
 def draws_table(rep: dict, ctx) -> None:
     """Per ratio and comparison: draw 0's seed-paired interval, each draw's difference, and the interval over
-    draws (a t-interval of the per-draw mean differences), with the verdict of each under the book's rule."""
+    draws (:func:`over_draws`), with the verdict of each under the book's rule."""
     rows, sds = [], []
     for a, b in HEADLINE:
         for ipc, by_draw in rep.items():
             per = [paired(by[a], by[b]) for by in by_draw]
-            over = paired([p.diff for p in per], [0.0] * len(per)) if len(per) >= 2 else None
+            over = over_draws(by_draw, a, b)
             if over is not None:
                 sds.append(statistics.stdev(p.diff for p in per))
             rows.append([f"{a} − {b}", f"{ipc} ({ratio(ctx.dataset, ipc)})", f"{per[0]} {per[0].verdict}",
