@@ -284,13 +284,15 @@ def test_the_paper_setting_is_a_candidate_only_where_the_official_scripts_set_on
 
 
 def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(monkeypatch):
-    """With ``paper``, the paper's setting joins the grid's α at the window's β; the best on the *validation* half
+    """With ``paper``, the paper's β joins the window's candidates (and is shown on its own), and the paper's setting
+    joins the grid's α at the window's β; the best on the *validation* half
     is SelMatch (even when another is better on test); every candidate is kept; its own β and lr_img go to the
     decomposition's iteration 0; the table pairs the paper's setting with the grid's best and each method."""
     from types import SimpleNamespace
 
     from selmatch.companion import report
     from selmatch.companion.pages import main_results as page
+    from selmatch.companion.paper import fmt
     from selmatch.companion.stats import paired
 
     shown = []
@@ -310,8 +312,15 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
         return {"config": {"augmentation": "combined", "alpha": alpha},
                 "result": {"final": {**_acc([x + shift for x in base], "combined"), "val": val}, "loss": [1.0, 0.9]}}
 
-    monkeypatch.setattr(page, "best_windows", lambda ctx, ipcs, betas, score: {
-        ipc: _acc(base, "dsa", beta=0.4, val=59.0) for ipc in ipcs})
+    window_val = {0.4: 59.0, 0.2: 58.0}       # the window at the paper's β (0.2 at IPC 1000) is worse on validation
+    asked = []
+
+    def best_windows(ctx, ipcs, betas, score):
+        asked.append(sorted(betas))
+        b = max(betas, key=lambda b: window_val.get(b, 0.0))
+        return {ipc: _acc([x - (0.4 - b) for x in base], "dsa", beta=b, val=window_val.get(b, 0.0)) for ipc in ipcs}
+
+    monkeypatch.setattr(page, "best_windows", best_windows)
     monkeypatch.setattr(page, "random_eval", SimpleNamespace(job=lambda ctx, ipc: {
         "config": {"augmentation": "dsa"}, "result": {"final": _acc([x - 1 for x in base], "dsa")}}))
     monkeypatch.setattr(page, "selmatch_run", SimpleNamespace(job=selmatch_job))
@@ -319,7 +328,10 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
 
     grid_only = page.main_results(ctx, [1000], [0.4], [0.25, 0.5])[1000]["SelMatch"]
     assert (grid_only["alpha"], grid_only["setting"], len(grid_only["candidates"])) == (0.25, "grid", 2)
+    assert asked == [[0.4]]                   # without the paper's setting, the grid's β alone
     results = page.main_results(ctx, [1000], [0.4], [0.25, 0.5], paper=True)
+    assert asked[1:] == [[0.2, 0.4], [0.2]]   # the paper's β is a window candidate, and kept on its own
+    assert results[1000]["Sliding window"]["beta"] == 0.4 and results[1000]["Sliding window"]["paper"]["beta"] == 0.2
     sm = results[1000]["SelMatch"]
     assert (sm["alpha"], sm["beta"], sm["distill"], sm["setting"]) == (0.1, 0.2, {"lr_img": 10000}, "paper")
     assert [c["setting"] for c in sm["candidates"]] == ["grid", "grid", "paper"]
@@ -332,6 +344,8 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
     grid_best = sm["candidates"][0]
     assert "α 0.1, β 0.2, lr_img 10,000" in row and str(paired(sm, grid_best)) in row and "(grid: α 0.25, β 0.4)" in row
     assert str(paired(sm, results[1000]["MTT"])) in row and "IPC 1000: the paper" in caption
+    w = results[1000]["Sliding window"]
+    assert f"β 0.2: {fmt(w['paper']['mean'], 0.5)}<br>{paired(w['paper'], w)} below (best: β 0.4)" in row
     page.main_table(results, ctx)
     assert "SelMatch α 0.1, β 0.2, lr_img 10,000 (the paper's own setting; chosen on the validation half)" in shown[-1]
     page.paper_settings_table(page.main_results(ctx, [10], [0.4], [0.25], paper=True), ctx)

@@ -134,8 +134,16 @@ def paper_settings_table(results: dict, ctx) -> None:
         else:
             vs_grid = "– (the paper's setting is in the grid)"
         cells = [f"{p}<br>{p.verdict}" for p in (paired(paper, by[m]) for m in ("Random", "Sliding window", "MTT"))]
+        w, pw = by["Sliding window"], by["Sliding window"].get("paper")
+        if pw is None:
+            at_beta = "–"
+        elif pw["beta"] == w["beta"]:
+            at_beta = f"β {pw['beta']}: {fmt(pw['mean'], pw['std'])}<br>(the best window on validation)"
+        else:
+            d = paired(pw, w)
+            at_beta = f"β {pw['beta']}: {fmt(pw['mean'], pw['std'])}<br>{d} {d.verdict} (best: β {w['beta']})"
         rows.append([f"{ipc} ({ratio(ctx.dataset, ipc)})", setting_words(paper), fmt(paper["mean"], paper["std"]),
-                     vs_grid, *cells])
+                     vs_grid, *cells, at_beta])
         picked.append(f"IPC {ipc}: {'the paper' if 'paper' in by['SelMatch']['setting'] else 'the grid'}")
         runs.add(len(paper["runs"]))
     if not rows:
@@ -143,10 +151,11 @@ def paper_settings_table(results: dict, ctx) -> None:
              f"({', '.join(map(str, results))}), so there is no paper-setting row.")
         return
     table(rows, ["IPC (ratio)", "the paper's setting", f"SelMatch at it, {ctx.profile}", "− the grid's best (val)",
-                 "− Random", "− best window", "− MTT"])
+                 "− Random", "− best window", "− MTT", "the window at the paper's β − the best window"])
     show(f"Test accuracy (%, `{ctx.profile}`, {ctx.dataset}, mean ± std over {'/'.join(map(str, sorted(runs)))} runs) "
          "and paired differences in points (95 % interval, verdict). Everything except α, β and lr_img is the "
-         f"profile's. Chosen for the main table on the validation half: {'; '.join(picked)}. *Verdict rule:* {RULE}")
+         "profile's. The window at the paper's β (selection only, the paper's DSA) was a candidate for the best "
+         f"window on the validation half beside the grid's β. Chosen for the main table on the validation half: {'; '.join(picked)}. *Verdict rule:* {RULE}")
 
 
 def test_size_note(results: dict, ctx) -> None:
@@ -233,15 +242,21 @@ def paper_candidate(ctx: Context, ipc: int) -> dict | None:
 
 def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list[float] | float,
                  score: str = "cscore", paper: bool = False) -> dict:
-    """Random, the best window, MTT and SelMatch per IPC. SelMatch's candidates are each α of ``alphas`` at the
-    best window's β, and with ``paper`` also the paper's own α, β and lr_img where it sets them
+    """Random, the best window, MTT and SelMatch per IPC. The window's candidates are ``betas``, with ``paper`` also
+    the paper's own β where it sets one (kept as ``by["Sliding window"]["paper"]``). SelMatch's candidates are each
+    α of ``alphas`` at the best window's β, and with ``paper`` also the paper's own α, β and lr_img
     (:func:`paper_candidate`); the best on validation is chosen. ``by["SelMatch"]["candidates"]`` keeps them all."""
     alphas = alphas if isinstance(alphas, list) else [alphas]
-    window = best_windows(ctx, ipcs, betas, score)
+    ps = {ipc: paper_candidate(ctx, ipc) if paper else None for ipc in ipcs}
+    window = {ipc: best_windows(ctx, [ipc], betas + ([ps[ipc]["beta"]] if ps[ipc] and ps[ipc]["beta"] not in betas
+                                                     else []), score)[ipc] for ipc in ipcs}
+    for ipc in ipcs:
+        if ps[ipc]:      # the window at the paper's β, a candidate beside the grid's (shown on its own too)
+            window[ipc]["paper"] = best_windows(ctx, [ipc], [ps[ipc]["beta"]], score)[ipc]
     cands = {ipc: [{"alpha": a, "beta": window[ipc]["beta"], "distill": None, "setting": "grid"} for a in alphas]
              for ipc in ipcs}
     for ipc in ipcs if paper else ():
-        c = paper_candidate(ctx, ipc)
+        c = ps[ipc]
         same = [g for g in cands[ipc] if c and (g["alpha"], g["beta"], g["distill"]) == (c["alpha"], c["beta"], c["distill"])]
         for g in same:
             g["setting"] = "grid and paper"
