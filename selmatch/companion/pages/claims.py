@@ -196,11 +196,12 @@ def _selmatch_beats_all(data, dataset):
     :data:`MIN_DRAWS` draws at a ratio, its comparisons are judged on the interval over draws (which covers the
     random subset, the experts and the distillation); elsewhere on draw 0's seed-paired interval."""
     res, rep = data["05_main_results"], data.get("05_draws", {})
-    parts, verdicts = [], []
+    parts, verdicts, judged = [], [], []
     for ipc, by in res.items():
         ps = {m: paired(by["SelMatch"], by[m]) for m in ("Random", "Sliding window", "MTT")}
         draws = rep.get(ipc, [])
         if len(draws) >= MIN_DRAWS:
+            judged.append(ipc)
             over = {m: over_draws(draws, "SelMatch", m) for m in ps}
             parts.append(f"IPC {ipc}, over {len(draws)} draws: " + ", ".join(
                 f"vs {m} {over[m]} (draw 0 seed-paired {ps[m]})" for m in ps))
@@ -208,7 +209,6 @@ def _selmatch_beats_all(data, dataset):
         else:
             parts.append(f"IPC {ipc}: " + ", ".join(f"vs {m} {p}" for m, p in ps.items()))
             verdicts += list(ps.values())
-    judged = [ipc for ipc in res if len(rep.get(ipc, [])) >= MIN_DRAWS]
     stat = "; ".join(parts) + " (the paper's protocol; " + (
         f"judged over draws at IPC {', '.join(map(str, judged))}, elsewhere on one draw whose interval covers the "
         "evaluation seeds only)" if judged else "one draw: the intervals cover the evaluation seeds only)")

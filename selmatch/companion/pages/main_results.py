@@ -155,7 +155,8 @@ def paper_settings_table(results: dict, ctx) -> None:
     show(f"Test accuracy (%, `{ctx.profile}`, {ctx.dataset}, mean ± std over {'/'.join(map(str, sorted(runs)))} runs) "
          "and paired differences in points (95 % interval, verdict). Everything except α, β and lr_img is the "
          "profile's. The window at the paper's β (selection only, the paper's DSA) was a candidate for the best "
-         f"window on the validation half beside the grid's β. Chosen for the main table on the validation half: {'; '.join(picked)}. *Verdict rule:* {RULE}")
+         "window on the validation half beside the grid's β. Chosen for the main table on the validation half: "
+         f"{'; '.join(picked)}. *Verdict rule:* {RULE}")
 
 
 def test_size_note(results: dict, ctx) -> None:
@@ -248,11 +249,12 @@ def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list
     (:func:`paper_candidate`); the best on validation is chosen. ``by["SelMatch"]["candidates"]`` keeps them all."""
     alphas = alphas if isinstance(alphas, list) else [alphas]
     ps = {ipc: paper_candidate(ctx, ipc) if paper else None for ipc in ipcs}
-    window = {ipc: best_windows(ctx, [ipc], betas + ([ps[ipc]["beta"]] if ps[ipc] and ps[ipc]["beta"] not in betas
-                                                     else []), score)[ipc] for ipc in ipcs}
+    window = {}
     for ipc in ipcs:
-        if ps[ipc]:      # the window at the paper's β, a candidate beside the grid's (shown on its own too)
-            window[ipc]["paper"] = best_windows(ctx, [ipc], [ps[ipc]["beta"]], score)[ipc]
+        pb = [ps[ipc]["beta"]] if ps[ipc] else []        # the paper's β: a candidate beside the grid's
+        window[ipc] = best_windows(ctx, [ipc], betas + [b for b in pb if b not in betas], score)[ipc]
+        if pb:                                           # and shown on its own (cached by the call above)
+            window[ipc]["paper"] = best_windows(ctx, [ipc], pb, score)[ipc]
     cands = {ipc: [{"alpha": a, "beta": window[ipc]["beta"], "distill": None, "setting": "grid"} for a in alphas]
              for ipc in ipcs}
     for ipc in ipcs if paper else ():
