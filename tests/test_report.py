@@ -316,9 +316,11 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
     asked = []
 
     def best_windows(ctx, ipcs, betas, score):
-        asked.append(sorted(betas))
-        b = max(betas, key=lambda b: window_val.get(b, 0.0))
-        return {ipc: _acc([x - (0.4 - b) for x in base], "dsa", beta=b, val=window_val.get(b, 0.0)) for ipc in ipcs}
+        per = betas if isinstance(betas, dict) else dict.fromkeys(ipcs, betas)
+        asked.append({ipc: sorted(per[ipc]) for ipc in ipcs})
+        best = {ipc: max(per[ipc], key=lambda b: window_val.get(b, 0.0)) for ipc in ipcs}
+        return {ipc: _acc([x - (0.4 - b) for x in base], "dsa", beta=b, val=window_val.get(b, 0.0))
+                for ipc, b in best.items()}
 
     monkeypatch.setattr(page, "best_windows", best_windows)
     monkeypatch.setattr(page, "random_eval", SimpleNamespace(job=lambda ctx, ipc: {
@@ -328,9 +330,10 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
 
     grid_only = page.main_results(ctx, [1000], [0.4], [0.25, 0.5])[1000]["SelMatch"]
     assert (grid_only["alpha"], grid_only["setting"], len(grid_only["candidates"])) == (0.25, "grid", 2)
-    assert asked == [[0.4]]                   # without the paper's setting, the grid's β alone
-    results = page.main_results(ctx, [1000], [0.4], [0.25, 0.5], paper=True)
-    assert asked[1:] == [[0.2, 0.4], [0.2]]   # the paper's β is a window candidate, and kept on its own
+    assert asked == [{1000: [0.4]}]           # without the paper's setting, the grid's β alone
+    results = page.main_results(ctx, [1000, 1500], [0.4], [0.25, 0.5], paper=True)
+    # the paper's β is a window candidate at each IPC, all in one batch, and kept on its own
+    assert asked[1:] == [{1000: [0.2, 0.4], 1500: [0.2, 0.4]}, {1000: [0.2]}, {1500: [0.2]}]
     assert results[1000]["Sliding window"]["beta"] == 0.4 and results[1000]["Sliding window"]["paper"]["beta"] == 0.2
     sm = results[1000]["SelMatch"]
     assert (sm["alpha"], sm["beta"], sm["distill"], sm["setting"]) == (0.1, 0.2, {"lr_img": 10000}, "paper")

@@ -458,9 +458,10 @@ def best_on_val(rows: list[dict], key: str = "beta") -> dict:
 
 def windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "cscore",
             start_mode: str = "fraction") -> dict[int, list[dict]]:
-    """Per IPC, the windows of ``betas`` that fit their class, each as ``{"beta": ..., **result}`` (computed
-    together: side by side under Ray)."""
-    pairs = [(ipc, beta) for ipc in ipcs for beta in betas]
+    """Per IPC, the windows of ``betas`` (one list for every IPC, or ``{ipc: list}``) that fit their class, each
+    as ``{"beta": ..., **result}`` (computed together: side by side under Ray)."""
+    per = betas if isinstance(betas, dict) else dict.fromkeys(ipcs, betas)
+    pairs = [(ipc, beta) for ipc in ipcs for beta in per[ipc]]
     records = run([window_eval.job(ctx, ipc, beta, score, start_mode) for ipc, beta in pairs], "windows")
     out = {ipc: [] for ipc in ipcs}
     for (ipc, beta), r in zip(pairs, records):
@@ -469,12 +470,14 @@ def windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "csc
     return out
 
 
-def best_windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "cscore") -> dict[int, dict]:
-    """Per IPC, the window start with the best *validation* accuracy among ``betas`` (those that fit)."""
+def best_windows(ctx: Context, ipcs: list[int], betas: list[float] | dict[int, list[float]],
+                 score: str = "cscore") -> dict[int, dict]:
+    """Per IPC, the window start with the best *validation* accuracy among ``betas`` (as in :func:`windows`; those
+    that fit)."""
     out = {}
     for ipc, rows in windows(ctx, ipcs, betas, score).items():
         if not rows:
-            raise ValueError(f"no beta in {betas} fits ipc={ipc}")
+            raise ValueError(f"no beta in {betas[ipc] if isinstance(betas, dict) else betas} fits ipc={ipc}")
         out[ipc] = best_on_val(rows)
     return out
 

@@ -249,12 +249,11 @@ def main_results(ctx: Context, ipcs: list[int], betas: list[float], alphas: list
     (:func:`paper_candidate`); the best on validation is chosen. ``by["SelMatch"]["candidates"]`` keeps them all."""
     alphas = alphas if isinstance(alphas, list) else [alphas]
     ps = {ipc: paper_candidate(ctx, ipc) if paper else None for ipc in ipcs}
-    window = {}
-    for ipc in ipcs:
-        pb = [ps[ipc]["beta"]] if ps[ipc] else []        # the paper's β: a candidate beside the grid's
-        window[ipc] = best_windows(ctx, [ipc], betas + [b for b in pb if b not in betas], score)[ipc]
-        if pb:                                           # and shown on its own (cached by the call above)
-            window[ipc]["paper"] = best_windows(ctx, [ipc], pb, score)[ipc]
+    pb = {ipc: ps[ipc]["beta"] for ipc in ipcs if ps[ipc]}     # the paper's β: a candidate beside the grid's
+    cand = {ipc: betas + ([pb[ipc]] if ipc in pb and pb[ipc] not in betas else []) for ipc in ipcs}
+    window = best_windows(ctx, ipcs, cand, score)        # every IPC's candidates in one batch (under Ray)
+    for ipc in pb:                                       # and the paper's shown on its own (cached by the call above)
+        window[ipc]["paper"] = best_windows(ctx, [ipc], [pb[ipc]], score)[ipc]
     cands = {ipc: [{"alpha": a, "beta": window[ipc]["beta"], "distill": None, "setting": "grid"} for a in alphas]
              for ipc in ipcs}
     for ipc in ipcs if paper else ():
