@@ -123,7 +123,9 @@ def test_the_intro_summary_is_written_from_the_committed_cpu_results(monkeypatch
     is given, so a missing result fails here); it falls back to a one-line note only for a build without results,
     so a bug in it would otherwise hide behind that note."""
     from selmatch.companion.book import ROOT
+    from selmatch.companion.report import ratio
     from selmatch.companion.status import summary_page
+    from selmatch.settings import page_grid
 
     monkeypatch.delenv("SELMATCH_DATA", raising=False)
     monkeypatch.setenv("SELMATCH_DATA", str(ROOT / "no-data-here"))
@@ -133,6 +135,9 @@ def test_the_intro_summary_is_written_from_the_committed_cpu_results(monkeypatch
     assert "*What reproduces.*" in text and "*What does not, and what was tested as its cause.*" in text
     assert text.count("| 5% (IPC 250) |") == 1 and "augmentation | distillation |" in text
     assert "| SelMatch's setting (val) |" in text and "| 5% (IPC 250) | α " in text
+    draws = page_grid("05_main_results", "cpu")        # the interval over draws, where the grid has them
+    for ipc in draws["draw_ipcs"] if draws["draws"] > 1 else ():
+        assert f"Over {draws['draws']} independent draws at {ratio('cifar10', ipc)} (IPC {ipc}" in text
 
 
 def test_the_headline_is_judged_over_draws_where_page_05_has_three():

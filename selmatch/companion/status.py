@@ -249,7 +249,7 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
     from ..settings import page_grid
     from .pages import ablations, cpu_profile
     from .pages.claims import evaluate_claims, page_data
-    from .pages.main_results import setting_words
+    from .pages.main_results import over_draws, setting_words
     from .report import ratio
     from .stats import paired
     from .units import env_context
@@ -302,6 +302,13 @@ def summary_page(profile: str, dataset: str = "cifar10") -> str:
                      f"{setting_words(sm)} | "
                      + " | ".join(str(paired(by["SelMatch"], by[m])) for m in ("Random", "Sliding window", "MTT"))
                      + f" | {paired(start, sel)} | {paired(end, start)} |")
+    for ipc, by_draw in data.get("05_draws", {}).items():
+        if len(by_draw) > 1:
+            lines += ["", f"  Over {len(by_draw)} independent draws at {ratio(dataset, ipc)} (IPC {ipc}; each its own "
+                      "random subset, experts, distillation and evaluation seeds, with draw 0's choices): "
+                      + ", ".join(f"− {name} {over_draws(by_draw, 'SelMatch', m)}" for m, name in
+                                  (("Random", "random"), ("Sliding window", "window"), ("MTT", "MTT")))
+                      + "."]
     lines += ["", "  Random and the window are evaluated with DSA (one family per batch), MTT and SelMatch with the "
               "combined policy (crop + flip on real images, per-image DSA on distilled ones), as the paper's code "
               "does. *Augmentation* is the window under SelMatch's policy with nothing distilled, minus the window; "
