@@ -456,7 +456,7 @@ def best_on_val(rows: list[dict], key: str = "beta") -> dict:
     return max(rows, key=lambda r: (r["val"], -r.get(key, 0)))
 
 
-def windows(ctx: Context, ipcs: list[int], betas: list[float], score: str = "cscore",
+def windows(ctx: Context, ipcs: list[int], betas: list[float] | dict[int, list[float]], score: str = "cscore",
             start_mode: str = "fraction") -> dict[int, list[dict]]:
     """Per IPC, the windows of ``betas`` (one list for every IPC, or ``{ipc: list}``) that fit their class, each
     as ``{"beta": ..., **result}`` (computed together: side by side under Ray)."""
