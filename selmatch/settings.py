@@ -265,7 +265,7 @@ NOTEBOOK_GRIDS: dict[str, dict[str, dict]] = {
         "04_ablations": {"ipcs": [250, 500], "alphas": [0.0, 0.25, 0.5, 1.0], "betas": [0.6, 0.8], "alpha_fixed": 0.25,
                          "distill_budgets": [[100, 10], [300, 10], [900, 10], [100, 30], [300, 30]]},
         "05_main_results": {"ipcs": [250, 500, 1000, 1500], "betas": [0.2, 0.4, 0.6, 0.8], "alphas": [0.25, 0.5],
-                            "draws": 3, "draw_ipcs": [500, 1000], "paper_setting": True},
+                            "draws": 3, "draw_ipcs": [500, 1000, 1500], "paper_setting": True},
         "06_tinyimagenet": {"ipcs": [50, 100], "betas": [0.4, 0.6, 0.8], "alpha": 0.25},
         "08_cpu_profile": {"budget_ipcs": [250, 1500], "budgets": [1, 2, 4, 8], "budget_lrs": [0.01, 0.03, 0.1],
                            "small_ipcs": [10, 50], "small_lrs": [0.01, 0.03], "max_epochs": [200, 500, 1000],
