@@ -178,7 +178,7 @@ def test_replicated_draws_give_an_interval_over_draws_beside_the_seed_paired_one
 
     from selmatch.companion import report
     from selmatch.companion.pages import main_results as page
-    from selmatch.companion.stats import paired
+    from selmatch.companion.stats import paired, signed
 
     shown = []
     monkeypatch.setattr(page, "show", shown.append)
@@ -196,9 +196,12 @@ def test_replicated_draws_give_an_interval_over_draws_beside_the_seed_paired_one
     table, note = shown[-2:]
     row = next(line for line in table.splitlines() if line.startswith("| SelMatch − Random"))
     diffs = [paired(d["SelMatch"], d["Random"]).diff for d in rep[500]]
-    assert ", ".join(f"{x:+.1f}" for x in diffs) in row
+    assert ", ".join(signed(x) for x in diffs) in row
     assert str(paired(diffs, [0.0] * 3)) in row and row.rstrip(" |").endswith("above")
     assert "3 draws of 5 evaluation runs" in note and "Power:" in note
+    page.draws_table({500: [draw(1.0), draw(-0.196), draw(-0.204)]}, ctx)   # draws 1 and 2: +0.004 and -0.004
+    row = next(line for line in shown[-2].splitlines() if line.startswith("| SelMatch − Random"))
+    assert "+0.004" in row and "-0.004" in row and "0.0," not in row      # a draw's sign is never rounded away
     page.draws_table({500: [draw(1.0)]}, ctx)
     assert "– (one draw)" in shown[-2] and "no interval over draws yet" in shown[-1]
     with pytest.raises(ValueError, match="draws=0"):
@@ -293,7 +296,7 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
     from selmatch.companion import report
     from selmatch.companion.pages import main_results as page
     from selmatch.companion.paper import fmt
-    from selmatch.companion.stats import paired
+    from selmatch.companion.stats import paired, signed
 
     shown = []
     monkeypatch.setattr(page, "show", shown.append)

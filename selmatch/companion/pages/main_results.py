@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 
 from ..paper import fmt, paper_value
 from ..report import _compare, ratio, show, table
-from ..stats import RULE, paired
+from ..stats import RULE, paired, signed
 from ...settings import paper_setting
 from ..units import best_on_val, best_windows, Context, random_eval, run, selmatch_run, window_eval
 
@@ -419,7 +419,7 @@ def draws_table(rep: dict, ctx) -> None:
             if over is not None:
                 sds.append(statistics.stdev(p.diff for p in per))
             rows.append([f"{a} − {b}", f"{ipc} ({ratio(ctx.dataset, ipc)})", f"{per[0]} {per[0].verdict}",
-                         ", ".join(f"{p.diff:+.1f}" for p in per),
+                         ", ".join(signed(p.diff) for p in per),
                          "– (one draw)" if over is None else f"{over} {over.verdict}"])
     n = len(next(iter(rep.values())))
     table(rows, ["difference", "IPC (ratio)", "draw 0, seed-paired (points, 95 %)", f"each draw (n = {n})",
