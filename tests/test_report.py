@@ -296,7 +296,7 @@ def test_selmatch_is_chosen_on_validation_among_the_grid_and_the_paper_setting(m
     from selmatch.companion import report
     from selmatch.companion.pages import main_results as page
     from selmatch.companion.paper import fmt
-    from selmatch.companion.stats import paired, signed
+    from selmatch.companion.stats import paired
 
     shown = []
     monkeypatch.setattr(page, "show", shown.append)
